@@ -1,0 +1,50 @@
+# `make demo` and `make test` are all a fresh clone needs: Python 3.11+ and pip.
+# uv comes from the package index when it is not already on PATH.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .venv-tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+VENV := .venv
+RUN := $(UV) run --no-sync
+PACKAGES := http uwsgi core workers asgi dirty
+
+.PHONY: demo test sync lint imports pytest test-isolated build bench-parser clean
+
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv
+
+sync: $(UV)
+	$(UV) sync --quiet --all-packages --all-extras
+
+demo: sync
+	$(RUN) python examples/hello_h1.py --bind 127.0.0.1:8000
+
+test: sync lint imports pytest test-isolated
+
+lint: sync
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+imports:
+	@if [ -f ../shared/tools/check_imports.py ]; then $(PYTHON) ../shared/tools/check_imports.py; \
+	 else echo "imports: ../shared/tools/check_imports.py not found, skipped"; fi
+
+pytest: sync
+	$(RUN) pytest -q
+
+# Each package, built as its own wheel, installed in a venv with nothing of
+# ours but itself and its declared dependencies, passes its own tests.
+test-isolated: $(UV)
+	@set -e; for p in $(PACKAGES); do UV=$(UV) bash .ci/isolated.sh $$p; done
+
+build: $(UV)
+	@for p in $(PACKAGES); do $(UV) build --quiet --package unicorn-$$p --out-dir dist; done
+	$(UV) build --quiet --package unicorn --out-dir dist
+
+bench-parser: sync
+	$(RUN) python benchmarks/parser/bench_parser.py
+
+clean:
+	rm -rf dist build .venv-isolated .pytest_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""unicorn's pre-fork arbiter, settings registry and command line."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,7 @@
+"""Sans-IO uwsgi protocol parser producing unicorn-http request events."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
