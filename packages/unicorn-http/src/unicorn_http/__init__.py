@@ -1,7 +1,66 @@
-"""Sans-IO HTTP/1.1, HTTP/2 and WebSocket protocol library for servers."""
+"""unicorn_http: a strict, fast, sans-IO HTTP/1.1 server protocol library.
+
+Bytes in, events out; events in, bytes out. No sockets, threads or event
+loops inside, so every kind of worker (sync, threaded, greenlet, asyncio)
+drives the same parser and every defence is written once::
+
+    conn = H1Connection()
+    conn.receive_data(sock.recv(65536))
+    event = conn.next_event()          # Request, Data, EndOfMessage, NEED_DATA ...
+    sock.sendall(conn.respond(200, [(b"Content-Type", b"text/plain")], b"hi"))
+"""
 
 from __future__ import annotations
 
+from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .events import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    Headers,
+    InformationalResponse,
+    Request,
+    Response,
+)
+from .h1 import (
+    CLOSED,
+    DONE,
+    ERROR,
+    IDLE,
+    MUST_CLOSE,
+    SEND_BODY,
+    SWITCHED,
+    H1Connection,
+    date_header,
+)
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "CLOSED",
+    "DONE",
+    "ERROR",
+    "IDLE",
+    "MUST_CLOSE",
+    "NEED_DATA",
+    "PAUSED",
+    "SEND_BODY",
+    "SWITCHED",
+    "ConnectionClosed",
+    "Data",
+    "EndOfMessage",
+    "Event",
+    "H1Connection",
+    "Headers",
+    "InformationalResponse",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Request",
+    "Response",
+    "__version__",
+    "date_header",
+]

@@ -1,0 +1,971 @@
+"""A sans-IO HTTP/1.1 server connection: bytes in, events out; events in, bytes out.
+
+Theory of operation
+-------------------
+One ``H1Connection`` serves one TCP connection. It holds two small state
+machines, one per direction, and couples them at the end of each exchange:
+
+    request side (theirs)                     response side (ours)
+    IDLE --head--> BODY --end--> DONE         IDLE --Response--> BODY --end--> DONE
+      |                            |            |   \\--InformationalResponse(1xx)--/
+      |          (no body) ------>-+            +--101 / 2xx to CONNECT--> SWITCHED
+      +--EOF--> CLOSED
+
+``BODY`` is one of three readers: Content-Length, chunked (size line, data,
+CRLF after data, trailers) or, after the response ended early, *draining*
+(the rest of an unread request body is read and thrown away so the next
+request can be parsed). Each reader is a bound method kept in
+``self._reader``; a transition is an assignment, so the hot path never walks
+an if-chain to find its state.
+
+When our side reaches DONE the exchange is over: if both ends want to keep
+the connection and the framing allows it, both machines go back to IDLE and
+the next pipelined request (already buffered, perhaps) is parsed; otherwise
+the connection is MUST_CLOSE and ``next_event()`` reports
+``ConnectionClosed``. While the request is DONE but the response is not,
+``next_event()`` returns ``PAUSED``: pipelined requests wait their turn and
+the driver should stop reading from the socket. A 101 response (or a 2xx to
+CONNECT) moves both sides to SWITCHED; ``trailing_data`` then holds the bytes
+that belong to the new protocol.
+
+Every refusal of the peer's bytes is a ``RemoteProtocolError`` carrying the
+status to answer with; after one, the request side is ERROR for good (the
+framing of what follows is unknowable) and the only thing left to do is
+``send_error(exc)`` and close.
+
+Where the rules come from: RFC 9112 (HTTP/1.1 message syntax and framing)
+and RFC 9110 (semantics); each check below names its section.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from email.utils import formatdate
+from itertools import repeat
+from operator import itemgetter
+
+from .errors import LocalProtocolError, RemoteProtocolError
+from .events import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    Headers,
+    InformationalResponse,
+    Request,
+    Response,
+)
+from .grammar import (
+    CHUNK_SIZE_RE,
+    CONTENT_LENGTH_MAX_DIGITS,
+    FIELD_SKELETON_DELETE,
+    FIELD_VALUE_BYTES,
+    FORBIDDEN_TRAILERS,
+    HOST_RE,
+    HTTP_VERSION_RE,
+    REASONS,
+    TARGET_BYTES,
+    TCHAR,
+)
+
+__all__ = [
+    "CLOSED",
+    "DONE",
+    "ERROR",
+    "IDLE",
+    "MUST_CLOSE",
+    "SEND_BODY",
+    "SWITCHED",
+    "H1Connection",
+    "date_header",
+]
+
+# States, shared by both sides. Plain strings: compared by identity, readable in reprs.
+IDLE = "IDLE"
+SEND_BODY = "SEND_BODY"
+DONE = "DONE"
+MUST_CLOSE = "MUST_CLOSE"
+CLOSED = "CLOSED"
+SWITCHED = "SWITCHED"
+ERROR = "ERROR"
+
+_first = itemgetter(0)
+_COLONS = repeat(b":")
+
+_KNOWN_METHODS = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"CONNECT", b"TRACE")
+)
+# Request headers the parser acts on; every other header is passed through untouched.
+_FRAMING = frozenset(
+    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
+)
+# Response headers the serializer acts on.
+_RESPONSE_SPECIAL = frozenset(
+    (b"content-length", b"transfer-encoding", b"connection", b"date", b"server")
+)
+
+_EMPTY_EOM = EndOfMessage([])
+_REDRAIN = object()  # internal: a nested drain unwinds to the draining loop
+_CLOSED_EVENT = ConnectionClosed()
+_CRLF = b"\r\n"
+
+# Framing of our response body.
+_NO_BODY = 0  # HEAD, 1xx, 204, 304: body bytes are dropped
+_LENGTH = 1  # Content-Length
+_CHUNKED = 2  # Transfer-Encoding: chunked
+_UNTIL_CLOSE = 3  # HTTP/1.0 without a length: the body ends when we close
+
+_STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in REASONS.items()}
+
+_date_cache: list = [0, b""]
+
+
+def date_header() -> bytes:
+    """The ``Date`` header line for this second (RFC 9110 section 6.6.1), built once a second."""
+    now = int(time.time())
+    if now != _date_cache[0]:
+        _date_cache[0] = now
+        _date_cache[1] = b"Date: " + formatdate(now, usegmt=True).encode() + _CRLF
+    return _date_cache[1]
+
+
+def _status_line(status: int, reason: bytes) -> bytes:
+    if not reason:
+        line = _STATUS_LINES.get(status)
+        if line is not None:
+            return line
+        reason = REASONS.get(status, b"Unknown")
+    elif reason.translate(None, FIELD_VALUE_BYTES):
+        raise LocalProtocolError(f"CR, LF or a control byte in reason phrase {reason!r}")
+    return b"HTTP/1.1 %d %b\r\n" % (status, reason)
+
+
+def _unlimited(n: int) -> int:
+    return n if n > 0 else 1 << 62
+
+
+class H1Connection:
+    """The server side of one HTTP/1.1 connection.
+
+    Drive it with ``receive_data(bytes)`` (``b""`` at EOF) and ``next_event()``;
+    answer with ``send(event)`` (or the shortcuts ``send_response``,
+    ``send_data``, ``send_end``, ``respond``), each of which returns the bytes
+    to write. Limits follow gunicorn's setting names; 0 means unlimited.
+    """
+
+    def __init__(
+        self,
+        *,
+        limit_request_line: int = 4094,
+        limit_request_fields: int = 100,
+        limit_request_field_size: int = 8190,
+        limit_chunk_extensions: int = 4096,
+        limit_trailer_size: int = 8190,
+        max_body_size: int = 0,
+        max_drain: int = 1 << 20,
+        server: bytes | None = b"unicorn",
+        send_date: bool = True,
+    ) -> None:
+        self.limit_request_line = _unlimited(limit_request_line)
+        self.limit_request_fields = _unlimited(limit_request_fields)
+        self.limit_request_field_size = _unlimited(limit_request_field_size)
+        self.limit_chunk_extensions = _unlimited(limit_chunk_extensions)
+        self.limit_trailer_size = _unlimited(limit_trailer_size)
+        self.max_body_size = _unlimited(max_body_size)
+        self.max_drain = max_drain
+        # Longest head we wait for: a request line and every field at its limit.
+        self._max_head = min(
+            self.limit_request_line
+            + 2
+            + min(self.limit_request_fields, 1 << 20)
+            * (min(self.limit_request_field_size, 1 << 20) + 2)
+            + 2,
+            1 << 30,
+        )
+        self._server_line = b"Server: " + server + _CRLF if server else b""
+        self._send_date = send_date
+
+        self._buf = b""
+        self._more: deque[bytes] = deque()
+        self._eof = False
+        self._scan = 0
+        self.their_state = IDLE
+        self.our_state = IDLE
+        self._reader = self._read_head
+        #: the request being answered (None before the first head)
+        self.request: Request | None = None
+        self._body_left = 0
+        self._body_seen = 0
+        self._ext_seen = 0
+        self._draining = False
+        self._in_drain = False
+        self._drained = 0
+        #: set False to end the connection after the current response (max_requests,
+        #: shutdown); the response then carries ``Connection: close``
+        self.keep_alive = True
+        self._framing = _NO_BODY
+        self._out_left = 0
+        self._sent_continue = False
+        self._error: RemoteProtocolError | None = None
+
+    # ------------------------------------------------------------------ input
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes read from the socket; ``b""`` means the peer closed its side."""
+        if data:
+            if self._eof:
+                raise LocalProtocolError("received data after end of file")
+            if self._buf:
+                self._more.append(data)
+            else:
+                self._buf = data
+        else:
+            self._eof = True
+
+    def next_event(self) -> Event | object:
+        """The next request event, ``NEED_DATA`` or ``PAUSED``. Raises ``RemoteProtocolError``."""
+        return self._reader()
+
+    @property
+    def trailing_data(self) -> tuple[bytes, bool]:
+        """Bytes received past the end of what was parsed (after a protocol switch), and EOF."""
+        self._join()
+        return self._buf, self._eof
+
+    def _join(self) -> bytes:
+        if self._more:
+            self._more.appendleft(self._buf)
+            self._buf = b"".join(self._more)
+            self._more.clear()
+        return self._buf
+
+    def _fail(self, reason: str, status: int = 400) -> RemoteProtocolError:
+        self.their_state = ERROR
+        self._reader = self._read_error
+        self._error = RemoteProtocolError(reason, status)
+        return self._error
+
+    def _read_error(self) -> Event | object:
+        assert self._error is not None
+        raise self._error
+
+    def _read_paused(self) -> Event | object:
+        return PAUSED
+
+    def _read_closed(self) -> Event | object:
+        return _CLOSED_EVENT
+
+    # ------------------------------------------------------------ request head
+
+    def _read_head(self) -> Event | object:
+        buf = self._buf
+        if self._more:
+            buf = self._join()
+        end = buf.find(b"\r\n\r\n", self._scan)
+        if end < 0:
+            return self._head_incomplete(buf)
+        if buf[:2] == _CRLF:
+            # RFC 9112 section 2.2: ignore empty lines received before the request-line.
+            stripped = buf.lstrip(b"\r\n")
+            if stripped[:1] == b"\n" or len(buf) - len(stripped) > 16:
+                raise self._fail("too many or malformed empty lines before the request line")
+            self._buf = stripped
+            self._scan = 0
+            return self._read_head()
+        head = buf[:end]
+        self._buf = buf[end + 4 :]
+        self._scan = 0
+        req = self._parse_head(head)
+        self.request = req
+        self.their_state = SEND_BODY
+        self._sent_continue = False
+        if req.chunked:
+            self._body_seen = 0
+            self._ext_seen = 0
+            self._reader = self._read_chunk_size
+        elif req.content_length:
+            self._body_left = req.content_length
+            self._reader = self._read_length
+        else:
+            self._reader = self._read_bodyless_end
+        return req
+
+    def _head_incomplete(self, buf: bytes) -> object:
+        le = buf.find(b"\r\n")
+        if (le < 0 and len(buf) > self.limit_request_line + 2) or le > self.limit_request_line:
+            raise self._fail(
+                f"request line longer than limit_request_line ({self.limit_request_line} bytes)",
+                414,
+            )
+        if len(buf) > self._max_head:
+            raise self._fail("request head larger than the header limits allow", 431)
+        if buf.count(b"\n") != buf.count(b"\r\n"):
+            # RFC 9112 section 2.2: bare LF is not a line terminator we accept.
+            raise self._fail("bare LF in request head (lines must end with CRLF)")
+        if self._eof:
+            if not buf.strip(b"\r\n"):
+                self.their_state = CLOSED
+                self._reader = self._read_closed
+                return _CLOSED_EVENT
+            raise self._fail("connection closed in the middle of a request head")
+        # The terminator may straddle the next read: rescan only the last three bytes.
+        self._scan = max(0, len(buf) - 3)
+        return NEED_DATA
+
+    def _parse_head(self, head: bytes) -> Request:
+        le = head.find(b"\r\n")
+        if le < 0:
+            line = head
+            block = b""
+        else:
+            line = head[:le]
+            block = head[le + 2 :]
+        if len(line) > self.limit_request_line:
+            raise self._fail(
+                f"request line longer than limit_request_line ({self.limit_request_line} bytes)",
+                414,
+            )
+
+        # RFC 9112 section 3: request-line = method SP request-target SP HTTP-version
+        parts = line.split(b" ")
+        if len(parts) != 3:
+            raise self._fail("malformed request line (expected METHOD SP TARGET SP VERSION)")
+        method, target, version = parts
+        if version == b"HTTP/1.1":
+            http_version = b"1.1"
+        elif version == b"HTTP/1.0":
+            http_version = b"1.0"
+        elif HTTP_VERSION_RE.fullmatch(version):
+            raise self._fail(f"HTTP version {version.decode('ascii')} is not supported", 505)
+        else:
+            raise self._fail("malformed HTTP version in request line")
+        if method not in _KNOWN_METHODS and (not method or method.translate(None, TCHAR)):
+            raise self._fail("request method is not a token (RFC 9110 section 9.1)")
+        if not target or target.translate(None, TARGET_BYTES):
+            raise self._fail("request target is empty or holds control or space bytes")
+
+        # RFC 9112 section 3.2: the four forms of request-target.
+        first = target[0]
+        if first == 47:  # "/": origin-form
+            path, _, query = target.partition(b"?")
+            if method == b"CONNECT":
+                raise self._fail("CONNECT needs an authority-form target (RFC 9112 section 3.2.3)")
+        elif method == b"CONNECT":
+            if not HOST_RE.fullmatch(target) or b":" not in target:
+                raise self._fail("CONNECT target must be host:port (RFC 9112 section 3.2.3)")
+            path, query = target, b""
+        elif target == b"*":
+            if method != b"OPTIONS":
+                raise self._fail(
+                    "asterisk-form target is only for OPTIONS (RFC 9112 section 3.2.4)"
+                )
+            path, query = target, b""
+        else:
+            scheme, sep, rest = target.partition(b"://")
+            if not sep or not scheme.isalpha():
+                raise self._fail(
+                    "request target is not origin, absolute, authority or asterisk form"
+                )
+            slash = rest.find(b"/")
+            qmark = rest.find(b"?")
+            cut = len(rest) if slash < 0 else slash
+            if 0 <= qmark < cut:
+                cut = qmark
+            path, _, query = rest[cut:].partition(b"?")
+            if not path:
+                path = b"/"
+
+        headers = self._parse_fields(block) if block else []
+
+        keep_alive = http_version == b"1.1"
+        content_length = None
+        chunked = False
+        expect_continue = False
+        upgrade = None
+        hosts = 0
+        connection = b""
+        te = None
+        for name, value in headers:
+            if name not in _FRAMING:
+                continue
+            if name == b"host":
+                hosts += 1
+                if not HOST_RE.fullmatch(value):
+                    raise self._fail("invalid Host header (RFC 9110 section 7.2)")
+            elif name == b"content-length":
+                # RFC 9112 section 6.3 point 5: a list or a repeat is unrecoverable framing.
+                if content_length is not None:
+                    raise self._fail("more than one Content-Length (RFC 9112 section 6.3)")
+                if (
+                    not value.isdigit()
+                    or not value.isascii()
+                    or len(value) > CONTENT_LENGTH_MAX_DIGITS
+                ):
+                    raise self._fail(
+                        "Content-Length must be digits only (RFC 9112 section 6.3, RFC 9110 section 8.6)"
+                    )
+                content_length = int(value)
+            elif name == b"transfer-encoding":
+                te = value if te is None else te + b"," + value
+            elif name == b"connection":
+                connection = value.lower() if not connection else connection + b"," + value.lower()
+            elif name == b"expect":
+                if value.lower() != b"100-continue":
+                    raise self._fail("unsupported expectation (RFC 9110 section 10.1.1)", 417)
+                expect_continue = http_version == b"1.1"
+            else:
+                upgrade = value.lower()
+
+        # RFC 9112 section 3.2: a 1.1 request without exactly one Host is a 400; so is a repeat in 1.0.
+        if hosts != 1 and (http_version == b"1.1" or hosts > 1):
+            raise self._fail(
+                "missing Host header"
+                if hosts == 0
+                else "more than one Host header (RFC 9112 section 3.2)"
+            )
+
+        if te is not None:
+            # RFC 9112 section 6.1: Transfer-Encoding is HTTP/1.1; in 1.0 the framing is faulty.
+            if http_version == b"1.0":
+                raise self._fail("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 section 6.1)")
+            # RFC 9112 section 6.3 point 3: TE and CL together are a smuggling attempt; refuse.
+            if content_length is not None:
+                raise self._fail(
+                    "both Transfer-Encoding and Content-Length (RFC 9112 section 6.3; request smuggling)"
+                )
+            codings = [c.strip(b" \t").lower() for c in te.split(b",")]
+            # RFC 9112 section 6.3 point 4: chunked must be the final coding, applied once.
+            if codings[-1] != b"chunked":
+                raise self._fail(
+                    "Transfer-Encoding must end with chunked (RFC 9112 section 6.3); body length unknowable"
+                )
+            if codings.count(b"chunked") > 1:
+                raise self._fail("chunked applied more than once (RFC 9112 section 7)")
+            if len(codings) > 1:
+                raise self._fail(
+                    "transfer coding " + codings[0].decode("latin-1") + " is not supported", 501
+                )
+            chunked = True
+
+        if content_length is not None and content_length > self.max_body_size:
+            raise self._fail(f"request body over the limit of {self.max_body_size} bytes", 413)
+
+        if connection:
+            tokens = [t.strip(b" \t") for t in connection.split(b",")]
+            if b"close" in tokens:
+                keep_alive = False
+            elif b"keep-alive" in tokens:
+                keep_alive = True
+            if upgrade is not None and b"upgrade" not in tokens:
+                upgrade = None
+        else:
+            upgrade = None
+
+        return Request(
+            method,
+            target,
+            headers,
+            http_version,
+            path,
+            query,
+            keep_alive,
+            expect_continue,
+            upgrade,
+            content_length,
+            chunked,
+        )
+
+    def _parse_fields(self, block: bytes) -> Headers:
+        """Split and check a field block (RFC 9112 section 5) in a handful of C-level passes.
+
+        Deleting every byte a field value may hold, except the colon, leaves the
+        block's *skeleton*: its colons and line ends. A clean block's skeleton is,
+        per line, one or more colons and a CRLF; anything else (a control byte, a
+        bare CR or LF, a line without a colon) shows there at once.
+        """
+        lines = block.split(b"\r\n")
+        count = len(lines)
+        if count > self.limit_request_fields:
+            raise self._fail(
+                f"more than limit_request_fields ({self.limit_request_fields}) header fields", 431
+            )
+        limit = self.limit_request_field_size
+        if len(block) > limit and max(map(len, lines)) > limit:
+            raise self._fail(
+                f"a header field is longer than limit_request_field_size ({limit} bytes)", 431
+            )
+        skeleton = block.translate(None, FIELD_SKELETON_DELETE)
+        headers = [
+            (name.lower(), value.strip()) for name, _, value in map(bytes.partition, lines, _COLONS)
+        ]
+        if (
+            skeleton.replace(b":", b"") != _CRLF * (count - 1)
+            or skeleton[:1] != b":"
+            or skeleton[-1:] != b":"
+            or b"\n\r" in skeleton
+            or b"".join(map(_first, headers)).translate(None, TCHAR)
+            or not all(map(_first, headers))
+        ):
+            raise self._fail(self._explain_fields(lines))
+        return headers
+
+    @staticmethod
+    def _explain_fields(lines: list[bytes]) -> str:
+        """Slow path: say precisely what is wrong with a field block that failed the fast checks."""
+        for line in lines:
+            if line[:1] in (b" ", b"\t"):
+                return "obsolete line folding in a header (RFC 9112 section 5.2)"
+            if b"\r" in line or b"\n" in line:
+                return "bare CR or LF in a header (RFC 9112 section 2.2)"
+            name, sep, value = line.partition(b":")
+            if not sep:
+                return "header line without a colon (RFC 9112 section 5)"
+            if not name:
+                return "empty header name (RFC 9110 section 5.1)"
+            if name[-1:] in (b" ", b"\t"):
+                return "whitespace between header name and colon (RFC 9112 section 5.1; request smuggling)"
+            if name.translate(None, TCHAR):
+                return "header name is not a token (RFC 9110 section 5.1)"
+            if value.translate(None, FIELD_VALUE_BYTES):
+                return "control character in a header value (RFC 9110 section 5.5)"
+        return "malformed header block"
+
+    # ------------------------------------------------------------ request body
+
+    def _read_bodyless_end(self) -> Event | object:
+        self._end_of_request()
+        return _EMPTY_EOM
+
+    def _read_length(self) -> Event | object:
+        buf = self._buf
+        if not buf:
+            if self._more:
+                buf = self._more.popleft()
+            elif self._eof:
+                raise self._fail(
+                    f"connection closed with {self._body_left} bytes of the request body unsent"
+                )
+            else:
+                return NEED_DATA
+        left = self._body_left
+        if len(buf) <= left:
+            self._buf = b""
+            chunk = buf
+        else:
+            chunk = buf[:left]
+            self._buf = buf[left:]
+        left -= len(chunk)
+        self._body_left = left
+        if not left:
+            self._reader = self._read_length_end
+        if self._draining:
+            return self._drain(chunk)
+        return Data(chunk)
+
+    def _read_length_end(self) -> Event | object:
+        self._end_of_request()
+        return _EMPTY_EOM
+
+    def _read_chunk_size(self) -> Event | object:
+        buf = self._buf
+        if self._more:
+            buf = self._join()
+        i = buf.find(b"\r\n")
+        if i < 0 or i > self.limit_chunk_extensions + 16:
+            if i > self.limit_chunk_extensions + 16 or len(buf) > self.limit_chunk_extensions + 18:
+                raise self._fail("chunk size line longer than the chunk extension limit")
+            if self._eof:
+                raise self._fail("connection closed inside a chunked request body")
+            return NEED_DATA
+        m = CHUNK_SIZE_RE.fullmatch(buf, 0, i)
+        if m is None:
+            raise self._fail(
+                "invalid chunk size line (RFC 9112 section 7.1: 1*HEXDIG [ chunk-ext ])"
+            )
+        ext = m.end(2) - m.start(2)
+        if ext:
+            self._ext_seen += ext
+            if self._ext_seen > self.limit_chunk_extensions:
+                raise self._fail("chunk extensions over their limit")
+        size = int(m.group(1), 16)
+        self._buf = buf[i + 2 :]
+        if size == 0:
+            self._reader = self._read_trailers
+            return self._reader()
+        self._body_seen += size
+        if self._body_seen > self.max_body_size:
+            raise self._fail(f"request body over the limit of {self.max_body_size} bytes", 413)
+        self._body_left = size
+        self._reader = self._read_chunk_data
+        return self._read_chunk_data()
+
+    def _read_chunk_data(self) -> Event | object:
+        buf = self._buf
+        if not buf:
+            if self._more:
+                buf = self._more.popleft()
+            elif self._eof:
+                raise self._fail("connection closed inside a chunked request body")
+            else:
+                return NEED_DATA
+        left = self._body_left
+        if len(buf) <= left:
+            chunk = buf
+            self._buf = b""
+        else:
+            chunk = buf[:left]
+            self._buf = buf[left:]
+        left -= len(chunk)
+        self._body_left = left
+        if not left:
+            self._reader = self._read_chunk_crlf
+        if self._draining:
+            return self._drain(chunk)
+        return Data(chunk)
+
+    def _read_chunk_crlf(self) -> Event | object:
+        buf = self._buf
+        if len(buf) < 2 and self._more:
+            buf = self._join()
+        if len(buf) < 2:
+            if buf and buf != b"\r":
+                raise self._fail("chunk data not followed by CRLF (RFC 9112 section 7.1)")
+            if self._eof:
+                raise self._fail("connection closed inside a chunked request body")
+            return NEED_DATA
+        if buf[:2] != _CRLF:
+            raise self._fail("chunk data not followed by CRLF (RFC 9112 section 7.1)")
+        self._buf = buf[2:]
+        self._reader = self._read_chunk_size
+        return self._read_chunk_size()
+
+    def _read_trailers(self) -> Event | object:
+        buf = self._buf
+        if self._more:
+            buf = self._join()
+        if buf[:2] == _CRLF:
+            self._buf = buf[2:]
+            self._end_of_request()
+            return _EMPTY_EOM
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > self.limit_trailer_size:
+                raise self._fail("trailer section over its limit", 431)
+            if len(buf) >= 2 and buf.count(b"\n") != buf.count(b"\r\n"):
+                raise self._fail("bare LF in the trailer section (RFC 9112 section 2.2)")
+            if self._eof:
+                raise self._fail("connection closed before the end of the chunked body")
+            return NEED_DATA
+        if end > self.limit_trailer_size:
+            raise self._fail("trailer section over its limit", 431)
+        block = buf[:end]
+        self._buf = buf[end + 4 :]
+        trailers = self._parse_fields(block)
+        for name, _ in trailers:
+            if name in FORBIDDEN_TRAILERS:
+                raise self._fail(
+                    f"{name.decode('latin-1')} is not allowed in a trailer section (RFC 9110 section 6.5.1)"
+                )
+        self._end_of_request()
+        return EndOfMessage(trailers)
+
+    def _drain(self, chunk: bytes) -> Event | object:
+        """Throw away the rest of a body the application did not read, then go on.
+
+        Called by a body reader in place of returning ``Data``. The outermost call
+        loops over the readers; nested calls unwind to it with ``_REDRAIN``.
+        """
+        self._drained += len(chunk)
+        if self._drained > self.max_drain:
+            self._to_must_close()
+            return _CLOSED_EVENT
+        if self._in_drain:
+            return _REDRAIN
+        self._in_drain = True
+        try:
+            while self._draining:
+                event = self._reader()
+                if event is not _REDRAIN and (
+                    self._draining
+                    or (event is not _EMPTY_EOM
+                    and type(event) is not EndOfMessage)
+                ):
+                    return event
+            # The unread request is over; what follows is the next request.
+            return self._reader()
+        finally:
+            self._in_drain = False
+
+    def _end_of_request(self) -> None:
+        self.their_state = DONE
+        if self._draining:
+            self._draining = False
+            self._start_next_cycle()
+            if not self._in_drain:
+                # Ended without a byte to drain (a bodiless request answered before
+                # its end was read): the caller gets this end, then the next head.
+                return
+        elif self.our_state is MUST_CLOSE:
+            self._reader = self._read_closed
+        else:
+            self._reader = self._read_after_request
+
+    def _read_after_request(self) -> Event | object:
+        if self.our_state is DONE:
+            self._start_next_cycle()
+            return self._reader()
+        return PAUSED
+
+    # ---------------------------------------------------------------- output
+
+    def send(self, event: Event) -> bytes:
+        """The bytes that put ``event`` on the wire."""
+        kind = type(event)
+        if kind is Data:
+            return self.send_data(event.data)
+        if kind is EndOfMessage:
+            return self.send_end(event.headers)
+        if kind is Response or kind is InformationalResponse:
+            return self.send_response(event.status, event.headers, event.reason)
+        if kind is ConnectionClosed:
+            self._to_must_close()
+            self.our_state = CLOSED
+            return b""
+        raise LocalProtocolError(f"cannot send {event!r}")
+
+    def send_response(self, status: int, headers: Headers, reason: bytes = b"") -> bytes:
+        """A status line and headers: 1xx informational or the final response head."""
+        if self.our_state is not IDLE:
+            raise LocalProtocolError(f"cannot start a response in state {self.our_state}")
+        req = self.request
+        if (req is None or self.their_state is IDLE) and self.their_state is not ERROR:
+            raise LocalProtocolError("no request to respond to")
+        if status < 200:
+            return self._informational(status, headers, reason)
+        if not 200 <= status <= 599:
+            raise LocalProtocolError(f"invalid status code {status}")
+
+        http11 = req is not None and req.http_version == b"1.1"
+        head_request = req is not None and req.method == b"HEAD"
+        keep_alive = (
+            self.keep_alive and req is not None and req.keep_alive and self.their_state is not ERROR
+        )
+        content_length = None
+        chunked = False
+        add_date = self._send_date
+        add_server = bool(self._server_line)
+        out = [_status_line(status, reason)]
+        for name, value in headers:
+            if name.translate(None, TCHAR) or not name:
+                raise LocalProtocolError(f"invalid response header name {name!r}")
+            if value.translate(None, FIELD_VALUE_BYTES):
+                raise LocalProtocolError(f"CR, LF, NUL or a control byte in header {name!r}")
+            lname = name.lower()
+            if lname in _RESPONSE_SPECIAL:
+                if lname == b"content-length":
+                    if not value.isdigit() or content_length is not None:
+                        raise LocalProtocolError(f"invalid Content-Length {value!r}")
+                    content_length = int(value)
+                elif lname == b"transfer-encoding":
+                    if value.lower().rstrip(b" \t")[-7:] != b"chunked":
+                        raise LocalProtocolError(
+                            "a response Transfer-Encoding must end with chunked"
+                        )
+                    chunked = True
+                elif lname == b"connection":
+                    if b"close" in value.lower():
+                        keep_alive = False
+                elif lname == b"date":
+                    add_date = False
+                else:
+                    add_server = False
+            out.append(name + b": " + value + _CRLF)
+
+        if head_request or status == 204 or status == 304 or (req is not None and req.method == b"CONNECT" and status < 300):
+            framing = _NO_BODY
+        elif chunked and content_length is not None:
+            raise LocalProtocolError("both Content-Length and Transfer-Encoding in a response")
+        elif content_length is not None:
+            framing = _LENGTH
+            self._out_left = content_length
+        elif chunked:
+            framing = _CHUNKED
+        elif http11:
+            framing = _CHUNKED
+            out.append(b"Transfer-Encoding: chunked\r\n")
+        else:
+            framing = _UNTIL_CLOSE
+            keep_alive = False
+        self._framing = framing
+
+        if keep_alive and self.their_state is SEND_BODY and req is not None:
+            if req.expect_continue and not self._sent_continue:
+                # The client may still be holding the body back: only closing is safe.
+                keep_alive = False
+            elif not req.chunked and self._body_left > self.max_drain:
+                keep_alive = False
+        if keep_alive:
+            if not http11:
+                out.append(b"Connection: keep-alive\r\n")
+        elif req is None or req.keep_alive or http11:
+            out.append(b"Connection: close\r\n")
+        self.keep_alive = keep_alive
+
+        if add_date:
+            out.append(date_header())
+        if add_server:
+            out.append(self._server_line)
+        out.append(_CRLF)
+        self.our_state = SEND_BODY
+        if req is not None and framing is _NO_BODY and req.method == b"CONNECT" and status < 300:
+            self._switch()
+        return b"".join(out)
+
+    def _informational(self, status: int, headers: Headers, reason: bytes) -> bytes:
+        req = self.request
+        if req is None or self.their_state is ERROR:
+            raise LocalProtocolError("no request to send an informational response to")
+        if req.http_version != b"1.1":
+            # RFC 9110 section 15.2: no 1xx to an HTTP/1.0 client.
+            return b""
+        if status == 101 and req.upgrade is None:
+            raise LocalProtocolError("101 Switching Protocols without an Upgrade request")
+        if status == 100:
+            if self._sent_continue:
+                return b""
+            self._sent_continue = True
+        out = [_status_line(status, reason)]
+        for name, value in headers:
+            if name.translate(None, TCHAR) or not name:
+                raise LocalProtocolError(f"invalid response header name {name!r}")
+            if value.translate(None, FIELD_VALUE_BYTES):
+                raise LocalProtocolError(f"CR, LF, NUL or a control byte in header {name!r}")
+            out.append(name + b": " + value + _CRLF)
+        out.append(_CRLF)
+        if status == 101:
+            self._switch()
+        return b"".join(out)
+
+    def _switch(self) -> None:
+        self.our_state = SWITCHED
+        self.their_state = SWITCHED
+        self._reader = self._read_paused
+
+    def send_data(self, data: bytes) -> bytes:
+        """Frame a piece of the response body (chunked, length-checked, or dropped for HEAD)."""
+        if self.our_state is not SEND_BODY:
+            raise LocalProtocolError(f"cannot send body data in state {self.our_state}")
+        framing = self._framing
+        if framing is _CHUNKED:
+            if not data:
+                return b""
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        if framing is _LENGTH:
+            left = self._out_left - len(data)
+            if left < 0:
+                self.keep_alive = False
+                raise LocalProtocolError(
+                    f"response body longer than its Content-Length by {-left} bytes"
+                )
+            self._out_left = left
+            return data
+        if framing is _NO_BODY:
+            return b""
+        return data
+
+    def send_end(self, trailers: Headers | None = None) -> bytes:
+        """End the response body; trailers go out only on a chunked body."""
+        if self.our_state is not SEND_BODY:
+            raise LocalProtocolError(f"cannot end a response in state {self.our_state}")
+        framing = self._framing
+        out = b""
+        if framing is _CHUNKED:
+            if trailers:
+                lines = [b"0\r\n"]
+                for name, value in trailers:
+                    if name.translate(None, TCHAR) or value.translate(None, FIELD_VALUE_BYTES):
+                        raise LocalProtocolError(f"invalid trailer field {name!r}")
+                    lines.append(name + b": " + value + _CRLF)
+                lines.append(_CRLF)
+                out = b"".join(lines)
+            else:
+                out = b"0\r\n\r\n"
+        elif trailers:
+            raise LocalProtocolError("trailers need a chunked response (no Content-Length)")
+        elif framing is _LENGTH and self._out_left:
+            self.keep_alive = False
+            self._to_must_close()
+            raise LocalProtocolError(
+                f"response ended {self._out_left} bytes short of its Content-Length"
+            )
+        self._end_of_response()
+        return out
+
+    def respond(
+        self, status: int, headers: Headers, body: bytes = b"", reason: bytes = b""
+    ) -> bytes:
+        """A whole response in one call; adds Content-Length when the headers have none."""
+        for name, _ in headers:
+            lname = name.lower()
+            if lname == b"content-length" or lname == b"transfer-encoding":
+                break
+        else:
+            if status >= 200 and status not in (204, 304):
+                headers = [*headers, (b"Content-Length", b"%d" % len(body))]
+        out = self.send_response(status, headers, reason)
+        if body:
+            out += self.send_data(body)
+        return out + self.send_end()
+
+    def send_error(self, exc: RemoteProtocolError) -> bytes:
+        """The plain-text error response for a refused request; the connection must then close."""
+        self.keep_alive = False
+        if self.our_state is not IDLE:
+            self._to_must_close()
+            return b""
+        body = f"{exc.status} {REASONS.get(exc.status, b'Error').decode()}: {exc.reason}\n".encode()
+        out = self.respond(exc.status, [(b"Content-Type", b"text/plain; charset=utf-8")], body)
+        self._to_must_close()
+        return out
+
+    def _end_of_response(self) -> None:
+        if self.keep_alive:
+            self.our_state = DONE
+            if self.their_state is DONE:
+                self._start_next_cycle()
+            elif self.their_state is SEND_BODY:
+                self._draining = True
+                self._drained = 0
+        else:
+            self._to_must_close()
+
+    def _to_must_close(self) -> None:
+        self.our_state = MUST_CLOSE
+        if self.their_state is not ERROR:
+            self._reader = self._read_closed
+
+    def start_next_cycle(self) -> None:
+        """Go on to the next request without answering this one.
+
+        For request-only uses (a recorder, a proxy's inspection, a benchmark). A
+        server never needs it: ending the response restarts the cycle itself.
+        """
+        if self.their_state is not DONE or self.our_state is SEND_BODY:
+            raise LocalProtocolError(
+                f"cannot start the next cycle in state theirs={self.their_state} ours={self.our_state}"
+            )
+        self._start_next_cycle()
+
+    def _start_next_cycle(self) -> None:
+        self.their_state = IDLE
+        self.our_state = IDLE
+        self._reader = self._read_head
+        self._framing = _NO_BODY
+        self._body_left = 0
+        self.request = None
+
+    def __repr__(self) -> str:
+        return f"<H1Connection theirs={self.their_state} ours={self.our_state}>"
