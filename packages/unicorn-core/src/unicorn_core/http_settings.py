@@ -1,0 +1,157 @@
+"""HTTP settings every worker type shares (request limits, proxies, root path).
+
+Core has no HTTP code; these are declared here because gunicorn treats them
+as server-wide settings and every worker package (WSGI and ASGI) reads them
+from the same ``cfg``. ``forwarded_ips()`` turns the IP lists into a fast
+membership test for the workers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from unicorn_core.settings import Setting
+
+SECTION = "HTTP"
+
+
+def _ip_list(value: Any) -> list[str]:
+    """Comma-separated text or a list of addresses / networks, or `*`."""
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = [str(v).strip() for v in value]
+    else:
+        raise TypeError("")
+    for item in items:
+        if item == "*" or item.startswith("unix:"):
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network") from None
+    return items
+
+
+def _header_map(value: Any) -> dict[str, str]:
+    if isinstance(value, str):
+        import json
+
+        value = json.loads(value)
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise TypeError("")
+    return {k.upper(): v for k, v in value.items()}
+
+
+class AddressMatcher:
+    """Answers "is this peer trusted?" for ``forwarded_allow_ips``-style lists."""
+
+    __slots__ = ("_any", "_exact", "_networks")
+
+    def __init__(self, items: list[str]) -> None:
+        self._any = "*" in items
+        self._exact = {i for i in items if "/" not in i}
+        self._networks = [ipaddress.ip_network(i, strict=False) for i in items if "/" in i]
+
+    def __contains__(self, host: object) -> bool:
+        if self._any or host in self._exact:
+            return True
+        if not self._networks or not isinstance(host, str):
+            return False
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(addr in net for net in self._networks)
+
+
+SETTINGS = (
+    Setting(
+        name="limit_request_line",
+        section=SECTION,
+        cli=("--limit-request-line",),
+        type="positive_int",
+        meta="INT",
+        default=4094,
+        doc="The longest request line accepted, in bytes (method, target and "
+        "version). Longer lines are answered with 414. 0 lifts the limit, which "
+        "is unsafe.",
+    ),
+    Setting(
+        name="limit_request_fields",
+        section=SECTION,
+        cli=("--limit-request-fields",),
+        type="positive_int",
+        meta="INT",
+        default=100,
+        doc="The most header fields one request may carry. More are answered with 431.",
+    ),
+    Setting(
+        name="limit_request_field_size",
+        section=SECTION,
+        cli=("--limit-request-field_size", "--limit-request-field-size"),
+        type="positive_int",
+        meta="INT",
+        default=8190,
+        doc="The longest header field accepted, name and value together, in bytes. "
+        "Longer fields are answered with 431. 0 lifts the limit.",
+    ),
+    Setting(
+        name="forwarded_allow_ips",
+        section=SECTION,
+        cli=("--forwarded-allow-ips",),
+        env="FORWARDED_ALLOW_IPS",
+        type=_ip_list,
+        meta="STRING",
+        default=["127.0.0.1", "::1"],
+        doc="Front-end addresses trusted to set the headers in "
+        "`secure_scheme_headers` and `X-Forwarded-For`: comma-separated addresses "
+        "or networks, or `*` to trust every peer (only when the server cannot be "
+        "reached except through the proxy).",
+    ),
+    Setting(
+        name="secure_scheme_headers",
+        section=SECTION,
+        type=_header_map,
+        default={
+            "X-FORWARDED-PROTOCOL": "ssl",
+            "X-FORWARDED-PROTO": "https",
+            "X-FORWARDED-SSL": "on",
+        },
+        doc="Headers, and the values they must carry, by which a trusted front end "
+        "says the client's request was made over HTTPS. Honoured only from "
+        "addresses in `forwarded_allow_ips`.",
+    ),
+    Setting(
+        name="proxy_protocol",
+        section=SECTION,
+        cli=("--proxy-protocol",),
+        type="bool",
+        default=False,
+        doc="Expect a PROXY protocol header (v1 or v2) at the start of each "
+        "connection from addresses in `proxy_allow_ips`, and use the client "
+        "address it carries.",
+    ),
+    Setting(
+        name="proxy_allow_ips",
+        section=SECTION,
+        cli=("--proxy-allow-from",),
+        type=_ip_list,
+        meta="STRING",
+        default=["127.0.0.1", "::1"],
+        doc="Front-end addresses allowed to send a PROXY protocol header: "
+        "comma-separated addresses or networks, or `*`.",
+    ),
+    Setting(
+        name="root_path",
+        section=SECTION,
+        cli=("--root-path",),
+        meta="PATH",
+        default="",
+        doc="The path prefix the application is mounted under behind a proxy "
+        "(`SCRIPT_NAME` for WSGI, `root_path` for ASGI), as uvicorn's `--root-path`.",
+    ),
+)

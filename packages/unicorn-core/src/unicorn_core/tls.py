@@ -1,0 +1,184 @@
+"""TLS: an ``ssl.SSLContext`` built from the SSL settings, and socket wrapping.
+
+``make_ssl_context(cfg)`` calls the ``ssl_context`` hook with a factory for
+the default context, so a config file can adjust it (ALPN, session tickets,
+client certificates) or build its own. Workers call it once after fork and
+then either ``wrap_socket(ctx, sock, cfg)`` per accepted connection (sync and
+threaded workers) or pass the context as ``ssl=`` (asyncio).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import Any
+
+from unicorn_core.errors import ConfigError
+from unicorn_core.settings import Setting
+
+SECTION = "SSL"
+
+#: ssl_version names -> the lowest TLS version the context accepts
+_MIN_VERSIONS = {
+    "TLS": None,
+    "TLS_SERVER": None,
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1_1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1_2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1_3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def _cert_reqs(value: Any) -> int:
+    names = {"CERT_NONE": 0, "CERT_OPTIONAL": 1, "CERT_REQUIRED": 2}
+    if isinstance(value, str):
+        value = names[value] if value in names else int(value)
+    if isinstance(value, bool) or value not in (0, 1, 2):
+        raise ValueError("")
+    return int(value)
+
+
+def _ssl_version(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = {int(ssl.PROTOCOL_TLS_SERVER): "TLS_SERVER", int(ssl.PROTOCOL_TLS): "TLS"}.get(
+            value, str(value)
+        )
+    if value.startswith("PROTOCOL_"):
+        value = value[len("PROTOCOL_") :]
+    if value not in _MIN_VERSIONS:
+        raise ValueError("one of " + ", ".join(_MIN_VERSIONS))
+    return value
+
+
+def _default_ssl_context_hook(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
+    return default_ssl_context_factory()
+
+
+SETTINGS = (
+    Setting(
+        name="certfile",
+        section=SECTION,
+        cli=("--certfile",),
+        meta="FILE",
+        doc="The server certificate (PEM), with its chain. Setting it turns TLS on.",
+    ),
+    Setting(
+        name="keyfile",
+        section=SECTION,
+        cli=("--keyfile",),
+        meta="FILE",
+        doc="The private key (PEM) of `certfile`, when it is not in the certificate file.",
+    ),
+    Setting(
+        name="ca_certs",
+        section=SECTION,
+        cli=("--ca-certs",),
+        meta="FILE",
+        doc="CA certificates (PEM) trusted to sign client certificates.",
+    ),
+    Setting(
+        name="cert_reqs",
+        section=SECTION,
+        cli=("--cert-reqs",),
+        type=_cert_reqs,
+        meta="INT",
+        default=0,
+        doc="Whether a client certificate is required: 0 none (`CERT_NONE`), "
+        "1 optional, 2 required (`CERT_REQUIRED`).",
+    ),
+    Setting(
+        name="ssl_version",
+        section=SECTION,
+        cli=("--ssl-version",),
+        type=_ssl_version,
+        meta="STRING",
+        default="TLS_SERVER",
+        doc="Kept for gunicorn compatibility: `TLS`/`TLS_SERVER` negotiate the best "
+        "version both sides support; `TLSv1_2` or `TLSv1_3` set the lowest "
+        "version accepted. Prefer the `ssl_context` hook for anything finer.",
+    ),
+    Setting(
+        name="ciphers",
+        section=SECTION,
+        cli=("--ciphers",),
+        meta="CIPHERS",
+        doc="OpenSSL cipher list for TLS 1.2 and below, e.g. `ECDHE+AESGCM`. "
+        "By default Python's secure default list is used.",
+    ),
+    Setting(
+        name="do_handshake_on_connect",
+        section=SECTION,
+        cli=("--do-handshake-on-connect",),
+        type="bool",
+        default=False,
+        doc="Run the TLS handshake when the socket is wrapped instead of on the first read.",
+    ),
+    Setting(
+        name="suppress_ragged_eofs",
+        section=SECTION,
+        cli=("--suppress-ragged-eofs",),
+        type="bool",
+        default=True,
+        doc="Treat a client closing the TCP connection without a TLS close_notify "
+        "as an ordinary end of stream.",
+    ),
+    Setting(
+        name="ssl_context",
+        section="Server Hooks",
+        type="callable",
+        arity=2,
+        default=_default_ssl_context_hook,
+        doc="Called as `ssl_context(config, default_ssl_context_factory)` when a "
+        "worker builds its TLS context; returns an `ssl.SSLContext`. Call "
+        "`default_ssl_context_factory()` to get the context the SSL settings "
+        "describe and adjust it, or build one from scratch.",
+    ),
+)
+
+
+def default_ssl_context(cfg: Any) -> ssl.SSLContext:
+    """The context the SSL settings describe."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    minimum = _MIN_VERSIONS[cfg.ssl_version]
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    try:
+        ctx.load_cert_chain(certfile=cfg.certfile, keyfile=cfg.keyfile)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"TLS: cannot read {exc.filename!r}: {exc.strerror}") from None
+    except ssl.SSLError as exc:
+        raise ConfigError(f"TLS: certfile/keyfile rejected: {exc}") from None
+    ctx.verify_mode = ssl.VerifyMode(cfg.cert_reqs)
+    if cfg.ca_certs:
+        try:
+            ctx.load_verify_locations(cafile=cfg.ca_certs)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"TLS: ca_certs {cfg.ca_certs!r} rejected: {exc}") from None
+    if cfg.ciphers:
+        try:
+            ctx.set_ciphers(cfg.ciphers)
+        except ssl.SSLError:
+            raise ConfigError(f"TLS: no cipher matches {cfg.ciphers!r}") from None
+    return ctx
+
+
+def make_ssl_context(cfg: Any) -> ssl.SSLContext | None:
+    """The worker's TLS context, through the ``ssl_context`` hook; None without TLS."""
+    if not cfg.is_ssl:
+        return None
+    if not cfg.certfile:
+        raise ConfigError("TLS: keyfile is set but certfile is not")
+    ctx = cfg.ssl_context(cfg, lambda: default_ssl_context(cfg))
+    if not isinstance(ctx, ssl.SSLContext):
+        raise ConfigError(f"the ssl_context hook returned {ctx!r}, not an ssl.SSLContext")
+    return ctx
+
+
+def wrap_socket(ctx: ssl.SSLContext, sock: socket.socket, cfg: Any) -> ssl.SSLSocket:
+    """Wrap one accepted connection as the SSL settings ask."""
+    return ctx.wrap_socket(
+        sock,
+        server_side=True,
+        do_handshake_on_connect=cfg.do_handshake_on_connect,
+        suppress_ragged_eofs=cfg.suppress_ragged_eofs,
+    )

@@ -1,0 +1,333 @@
+"""The Worker base class and worker-class lookup.
+
+A concrete worker (``sync``, ``gthread``, ``asgi`` ...) subclasses
+:class:`Worker` and implements one method, :meth:`Worker.run`. Everything a
+pre-fork worker shares lives here: signals, heartbeat, application loading,
+TLS context, ``max_requests`` recycling, the reloader and the hooks.
+
+What ``run()`` must do (see docs/architecture.md "Writing a worker"):
+
+* serve connections accepted from ``self.listeners`` (each has ``.sock``, a
+  listening ``socket.socket`` in blocking mode) while ``self.alive`` is true;
+* call ``self.notify()`` at least every ``self.notify_interval`` seconds, also
+  when idle, or the arbiter kills the worker after ``timeout``;
+* include ``self.wakeup_fd`` in its select/poll set (or asyncio reader): a
+  byte arrives there when the worker should re-check ``self.alive``;
+* call ``self.handled_request()`` after each request (max_requests);
+* call ``self.log.access(...)`` per request when ``self.log.access_enabled``,
+  and ``self.pre_request_hook``/``self.post_request_hook`` when not None;
+* stop accepting when ``self.alive`` turns false, finish in-flight requests
+  within ``cfg.graceful_timeout``, and check ``self.is_parent_alive()``;
+* return (exit status 0) when done.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import random
+import signal
+import socket
+import ssl
+import sys
+from typing import Any
+
+from unicorn_core.errors import ConfigError
+from unicorn_core.heartbeat import Heartbeat
+from unicorn_core.hooks import is_default_hook
+from unicorn_core.process import drop_privileges, set_parent_death_signal, set_process_title
+from unicorn_core.settings import Setting, import_object
+from unicorn_core.tls import make_ssl_context, wrap_socket
+
+SECTION = "Worker Processes"
+WORKERS_GROUP = "unicorn.workers"
+
+SETTINGS = (
+    Setting(
+        name="threads",
+        section=SECTION,
+        cli=("--threads",),
+        type="positive_int",
+        meta="INT",
+        default=1,
+        doc="Threads per worker for the threaded (`gthread`) worker; each thread "
+        "handles one request at a time.",
+    ),
+    Setting(
+        name="worker_connections",
+        section=SECTION,
+        cli=("--worker-connections",),
+        type="positive_int",
+        meta="INT",
+        default=1000,
+        doc="The most simultaneous client connections one worker holds (gthread, "
+        "asyncio and greenlet workers); further connections wait in the backlog.",
+    ),
+    Setting(
+        name="max_requests",
+        section=SECTION,
+        cli=("--max-requests",),
+        type="positive_int",
+        meta="INT",
+        default=0,
+        doc="Restart a worker after it has handled this many requests, a simple "
+        "guard against memory leaks. 0 never restarts.",
+    ),
+    Setting(
+        name="max_requests_jitter",
+        section=SECTION,
+        cli=("--max-requests-jitter",),
+        type="positive_int",
+        meta="INT",
+        default=0,
+        doc="Add a random number between 0 and this to each worker's "
+        "`max_requests`, so workers do not all restart at once.",
+    ),
+    Setting(
+        name="keepalive",
+        section=SECTION,
+        cli=("--keep-alive",),
+        type="positive_int",
+        meta="INT",
+        default=2,
+        doc="Seconds an idle keep-alive connection is kept open waiting for the "
+        "next request. The sync worker does not keep connections alive.",
+    ),
+)
+
+#: where workers that are not installed come from
+WORKER_EXTRAS = {
+    "sync": "unicorn",
+    "gthread": "unicorn",
+    "asgi": "unicorn[asgi]",
+    "uvicorn": "unicorn[asgi]",
+    "gevent": "unicorn[gevent]",
+    "eventlet": "unicorn[eventlet]",
+    "tornado": "unicorn[tornado]",
+}
+
+
+def installed_workers() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=WORKERS_GROUP)}
+
+
+def load_worker_class(name: str) -> type[Worker]:
+    """``-k NAME`` through the ``unicorn.workers`` entry points, or a dotted path."""
+    installed = installed_workers()
+    if name in installed:
+        try:
+            cls = installed[name].load()
+        except Exception as exc:
+            raise ConfigError(
+                f"worker class {name!r} failed to import: {type(exc).__name__}: {exc}"
+            ) from None
+    elif "." in name or ":" in name:
+        try:
+            cls = import_object(name)
+        except ValueError as exc:
+            raise ConfigError(f"worker class {name!r}: {exc}") from None
+    else:
+        have = ", ".join(sorted(installed)) or "none"
+        hint = ""
+        if name in WORKER_EXTRAS:
+            hint = f"; install it with: pip install {WORKER_EXTRAS[name]!r}"
+        else:
+            missing = sorted(set(WORKER_EXTRAS) - set(installed))
+            if missing:
+                hint = "; others come with " + ", ".join(
+                    f"{n}: pip install {WORKER_EXTRAS[n]!r}" for n in missing
+                )
+        raise ConfigError(f"unknown worker class {name!r} (installed: {have}){hint}")
+    if not (isinstance(cls, type) and issubclass(cls, Worker)):
+        raise ConfigError(f"worker class {name!r} is not a subclass of unicorn_core.workers.Worker")
+    return cls
+
+
+class Worker:
+    """Base class of every worker process. Subclasses implement :meth:`run`.
+
+    Constructed in the master, before fork, as
+    ``Worker(age, ppid, listeners, app_loader, timeout, cfg, log)``.
+    """
+
+    #: signals whose master-side handlers are replaced in the worker
+    IGNORED_SIGNALS = (
+        signal.SIGHUP,
+        signal.SIGUSR2,
+        signal.SIGWINCH,
+        signal.SIGTTIN,
+        signal.SIGTTOU,
+    )
+
+    def __init__(
+        self,
+        age: int,
+        ppid: int,
+        listeners: list[Any],
+        app_loader: Any,
+        timeout: float,
+        cfg: Any,
+        log: Any,
+    ) -> None:
+        self.age = age
+        self.ppid = ppid
+        self.listeners = listeners
+        self.sockets = listeners  # gunicorn's name for the same list
+        self.app_loader = app_loader
+        self.timeout = timeout
+        self.cfg = cfg
+        self.log = log
+
+        self.pid: int | str = "[booting]"
+        self.alive = True
+        self.booted = False
+        self.aborted = False
+        self.nr = 0
+        jitter = random.randint(0, cfg.max_requests_jitter) if cfg.max_requests_jitter else 0
+        self.max_requests = cfg.max_requests + jitter if cfg.max_requests > 0 else sys.maxsize
+        self.heartbeat = Heartbeat()
+        self.wsgi: Any = None
+        self.ssl_context: ssl.SSLContext | None = None
+        self.reloader: Any = None
+        self.pre_request_hook = None if is_default_hook(cfg.pre_request) else cfg.pre_request
+        self.post_request_hook = None if is_default_hook(cfg.post_request) else cfg.post_request
+        self._wakeup_r = -1
+        self._wakeup_w = -1
+
+    def __str__(self) -> str:
+        return f"<{type(self).__name__} {self.pid}>"
+
+    # --- what the concrete worker implements ------------------------------------
+
+    def run(self) -> None:
+        """Serve until ``self.alive`` is false. Must be overridden."""
+        raise NotImplementedError
+
+    # --- what the concrete worker calls ------------------------------------------
+
+    @property
+    def application(self) -> Any:
+        """The loaded application (WSGI or ASGI callable); alias of ``self.wsgi``."""
+        return self.wsgi
+
+    @property
+    def notify_interval(self) -> float:
+        """Call :meth:`notify` at least this often (seconds)."""
+        return self.timeout / 2.0 if self.timeout else 1.0
+
+    @property
+    def wakeup_fd(self) -> int:
+        """Readable when the worker should look at ``self.alive`` again."""
+        return self._wakeup_r
+
+    def notify(self) -> None:
+        """The heartbeat: tell the arbiter this worker is not stuck."""
+        self.heartbeat.beat()
+
+    def handled_request(self) -> None:
+        """Count one request; past ``max_requests`` the worker stops gracefully."""
+        self.nr += 1
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = False
+            self.wakeup()
+
+    def is_parent_alive(self) -> bool:
+        """False once the master that forked us is gone (then exit)."""
+        return os.getppid() == self.ppid
+
+    def wakeup(self) -> None:
+        """Make ``wakeup_fd`` readable (safe from signal handlers and threads)."""
+        if self._wakeup_w >= 0:
+            try:
+                os.write(self._wakeup_w, b"!")
+            except (BlockingIOError, OSError):
+                pass
+
+    def drain_wakeup(self) -> None:
+        """Empty ``wakeup_fd`` after it was readable."""
+        try:
+            while os.read(self._wakeup_r, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def wrap_socket(self, sock: socket.socket) -> socket.socket:
+        """Wrap an accepted connection in TLS when TLS is configured."""
+        if self.ssl_context is None:
+            return sock
+        return wrap_socket(self.ssl_context, sock, self.cfg)
+
+    def load_app(self) -> Any:
+        """Load the application into ``self.wsgi`` (raises AppImportError)."""
+        self.wsgi = self.app_loader.load()
+        return self.wsgi
+
+    # --- the life of the process ----------------------------------------------------
+
+    def init_process(self) -> None:
+        """Called in the child after fork (and the post_fork hook). Ends in run()."""
+        set_parent_death_signal(signal.SIGTERM)
+        name = self.cfg.proc_name or str(self.app_loader)
+        set_process_title(f"worker [{name}]")
+        drop_privileges(self.cfg.user, self.cfg.group, self.cfg.initgroups)
+        random.seed()
+        self._wakeup_r, self._wakeup_w = os.pipe()
+        for fd in (self._wakeup_r, self._wakeup_w):
+            os.set_blocking(fd, False)
+        self.init_signals()
+        self.ssl_context = make_ssl_context(self.cfg)
+        if self.cfg.reload:
+            from unicorn_core.reloader import make_reloader
+
+            self.reloader = make_reloader(
+                self.cfg.reload_engine, self.cfg.reload_extra_files, self.on_source_change
+            )
+        self.load_app()
+        if self.reloader is not None:
+            self.reloader.start()
+        self.cfg.post_worker_init(self)
+        self.booted = True
+        self.notify()
+        self.run()
+
+    def init_signals(self) -> None:
+        """Install the worker's handlers; subclasses running an event loop may
+        override this (keep the same meanings)."""
+        for sig in self.IGNORED_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, self.handle_exit)
+        signal.signal(signal.SIGQUIT, self.handle_quit)
+        signal.signal(signal.SIGINT, self.handle_quit)
+        signal.signal(signal.SIGUSR1, self.handle_usr1)
+        signal.signal(signal.SIGABRT, self.handle_abort)
+        signal.set_wakeup_fd(-1)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """TERM: graceful stop."""
+        self.alive = False
+        self.wakeup()
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        """INT/QUIT: fast stop."""
+        self.alive = False
+        self.cfg.worker_int(self)
+        sys.exit(0)
+
+    def handle_abort(self, sig: int, frame: Any) -> None:
+        """ABRT: sent by the arbiter to a worker that missed its heartbeat."""
+        self.alive = False
+        self.cfg.worker_abort(self)
+        sys.exit(1)
+
+    def handle_usr1(self, sig: int, frame: Any) -> None:
+        """USR1: reopen log files."""
+        self.log.reopen_files()
+
+    def on_source_change(self, path: str) -> None:
+        """The reloader saw ``path`` change: stop so the arbiter starts a fresh worker."""
+        self.log.info("Worker reloading: %s modified", path)
+        self.alive = False
+        self.wakeup()
+        os.kill(os.getpid(), signal.SIGTERM)

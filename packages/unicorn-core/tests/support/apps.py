@@ -1,0 +1,18 @@
+"""Applications for core's tests. The FixedWorker calls ``app(path)``."""
+
+from __future__ import annotations
+
+import time
+
+
+def app(path: str) -> str:
+    if path == "/stuck":
+        time.sleep(600)
+    return "hello"
+
+
+def factory(greeting: str = "hi", punct: str = "") -> object:
+    return lambda path: greeting + punct
+
+
+not_callable = 42

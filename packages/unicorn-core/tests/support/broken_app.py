@@ -1,0 +1,3 @@
+"""Fails at import, for the "app failed to load" tests."""
+
+raise RuntimeError("broken on purpose")
