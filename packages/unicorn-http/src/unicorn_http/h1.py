@@ -270,8 +270,13 @@ class H1Connection:
         if buf[:2] == _CRLF:
             # RFC 9112 section 2.2: ignore empty lines received before the request-line.
             stripped = buf.lstrip(b"\r\n")
-            if stripped[:1] == b"\n" or len(buf) - len(stripped) > 16:
+            skipped = len(buf) - len(stripped)
+            if skipped > 16 or (stripped and buf[:skipped] != _CRLF * (skipped // 2)):
                 raise self._fail("too many or malformed empty lines before the request line")
+            if not stripped:
+                # Keep them until the request line starts: a CR may await its LF, and
+                # the limit must count every empty line however the reads split them.
+                return self._head_incomplete(buf)
             self._buf = stripped
             self._scan = 0
             return self._read_head()
