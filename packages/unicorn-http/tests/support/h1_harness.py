@@ -57,9 +57,13 @@ def case(id: str, raw: bytes, expect: Parsed | Refused, *, eof: bool = False, **
     return pytest.param(raw, expect, eof, settings, id=id)
 
 
-def pump(conn: H1Connection) -> list:
-    """Call next_event() until NEED_DATA, PAUSED or ConnectionClosed (which are kept)."""
-    events = []
+def pump(conn: H1Connection, events: list | None = None) -> list:
+    """Call next_event() until NEED_DATA, PAUSED or ConnectionClosed (which are kept).
+
+    Events go into ``events`` as they come, so the caller keeps them if one raises.
+    """
+    if events is None:
+        events = []
     while True:
         event = conn.next_event()
         events.append(event)
@@ -93,7 +97,7 @@ def outcome(
     try:
         for chunk in [*chunks, b""] if eof else chunks:
             conn.receive_data(chunk)
-            events += pump(conn)
+            pump(conn, events)
             if events[-1] is PAUSED or type(events[-1]) is ConnectionClosed:
                 break
     except RemoteProtocolError as exc:
