@@ -1,0 +1,293 @@
+"""The gthread worker: a pool of threads serving many keep-alive connections.
+
+Theory of operation
+-------------------
+gunicorn's gthread worker polls in the main thread and hands each readable
+connection to a thread pool through a queue, then hands it back when the
+response is done: two thread switches and two queue operations per request.
+Here the pool threads wait on the poller themselves. Every socket, listeners
+included, is registered with ``EPOLLONESHOT``: the kernel reports a ready
+socket to exactly one waiting thread and then disarms it, so that thread owns
+the connection until it re-arms it. The thread that sees a connection become
+readable reads it, runs the application, writes the response and goes on with
+any pipelined request already buffered; when the parser needs more bytes it
+re-arms the socket and goes back to waiting. No request crosses threads.
+
+The main thread does what needs a clock or a signal: the heartbeat, closing
+connections idle for longer than ``keepalive``, and the graceful drain when
+the worker stops (stop accepting, close idle connections, let in-flight
+requests finish within ``graceful_timeout``). The ``worker_connections`` bound
+is kept by leaving the listeners disarmed while the worker holds that many
+connections; new clients wait in the kernel's backlog.
+
+A lock guards the connection table and each connection's *idle* flag (armed
+in the poller, owned by nobody): the main thread closes only idle connections
+and a pool thread takes only idle ones, so neither closes a socket the other
+is using. Bytes of a request head that arrive slowly never hold a thread: a
+partial head is kept by the parser and the socket re-armed.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from typing import Any
+
+from unicorn_core.workers import Worker
+from unicorn_http import NEED_DATA
+from unicorn_workers.sync import accept_ready, prepare_client, server_address
+from unicorn_workers.wsgi import ClientConnection, WSGIConfig
+
+__all__ = ["ThreadWorker", "ThreadedServer"]
+
+_ARM = select.EPOLLIN | select.EPOLLONESHOT
+_SWEEP_INTERVAL = 0.25
+
+
+class ThreadedServer:
+    """Serve ``listeners`` with ``threads`` threads until ``control.alive`` turns false."""
+
+    def __init__(
+        self,
+        listeners: list[socket.socket],
+        config: WSGIConfig,
+        control: Any,
+        *,
+        threads: int = 1,
+        worker_connections: int = 1000,
+        keepalive: float = 2.0,
+        graceful_timeout: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.control = control
+        self.threads = max(1, threads)
+        self.worker_connections = max(1, worker_connections)
+        self.keepalive = keepalive
+        self.graceful_timeout = graceful_timeout
+        self.listeners = {ls.fileno(): ls for ls in listeners}
+        self._names = {fd: server_address(ls) for fd, ls in self.listeners.items()}
+        self.conns: dict[int, ClientConnection] = {}
+        self.lock = threading.Lock()
+        self.poller = select.epoll()
+        self.accepting = False
+        self.running = False
+        self.pool: list[threading.Thread] = []
+
+    # -- the main thread ------------------------------------------------------------------
+
+    def serve(self) -> None:
+        control = self.control
+        for fd, ls in self.listeners.items():
+            ls.setblocking(False)
+            self.poller.register(fd, _ARM)
+        self.accepting = True
+        self.running = True
+        for n in range(self.threads):
+            thread = threading.Thread(target=self._loop, name=f"unicorn-gthread-{n}", daemon=True)
+            thread.start()
+            self.pool.append(thread)
+        wakeup = control.wakeup_fd
+        interval = min(control.notify_interval, _SWEEP_INTERVAL)
+        try:
+            while control.alive:
+                control.notify()
+                try:
+                    ready, _, _ = select.select([wakeup], [], [], interval)
+                except InterruptedError:
+                    ready = []
+                if ready:
+                    control.drain_wakeup()
+                if not control.is_parent_alive():
+                    control.alive = False
+                self._close_idle(time.monotonic() - self.keepalive)
+            self._drain()
+        finally:
+            self.running = False
+
+    def _drain(self) -> None:
+        """Stop accepting, close idle connections, wait for in-flight requests."""
+        control = self.control
+        self.config.stopping = True
+        with self.lock:
+            self.accepting = False
+            for fd in self.listeners:
+                try:
+                    self.poller.unregister(fd)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + self.graceful_timeout
+        while True:
+            self._close_idle(float("inf"))
+            if not self.conns or time.monotonic() >= deadline:
+                break
+            control.notify()
+            try:
+                select.select([control.wakeup_fd], [], [], 0.05)
+            except InterruptedError:
+                pass
+            control.drain_wakeup()
+        if self.conns:
+            self.config.log.warning(
+                "Graceful timeout: closing %d connection(s) with requests in flight",
+                len(self.conns),
+            )
+
+    def _close_idle(self, before: float) -> None:
+        """Close idle connections last active before ``before`` (monotonic seconds)."""
+        expired = []
+        with self.lock:
+            for fd, conn in self.conns.items():
+                if conn.idle and conn.last_active < before:
+                    expired.append(fd)
+            for fd in expired:
+                conn = self.conns.pop(fd)
+                conn.idle = False
+                try:
+                    self.poller.unregister(fd)
+                except OSError:
+                    pass
+                conn.close()
+            if expired:
+                self._resume_accepting()
+
+    def _resume_accepting(self) -> None:
+        """Re-arm the listeners (lock held) when below the connection bound."""
+        if self.accepting and len(self.conns) < self.worker_connections:
+            for fd in self.listeners:
+                try:
+                    self.poller.modify(fd, _ARM)
+                except OSError:
+                    pass
+
+    # -- the pool threads -------------------------------------------------------------
+
+    def _loop(self) -> None:
+        poll = self.poller.poll
+        listeners = self.listeners
+        conns = self.conns
+        lock = self.lock
+        while self.running:
+            try:
+                events = poll(1.0, 1)
+            except InterruptedError:
+                continue
+            except (OSError, ValueError):
+                return
+            for fd, _ in events:
+                if fd in listeners:
+                    self._accept(fd)
+                    continue
+                with lock:
+                    conn = conns.get(fd)
+                    if conn is None or not conn.idle:
+                        continue
+                    conn.idle = False
+                try:
+                    self._serve(conn, fd)
+                except Exception:
+                    self.config.log.exception("Error serving a connection")
+                    self._close(conn, fd)
+
+    def _accept(self, lfd: int) -> None:
+        config = self.config
+        control = self.control
+        ls = self.listeners[lfd]
+        server = self._names[lfd]
+        is_ssl = control.ssl_context is not None
+        try:
+            while len(self.conns) < self.worker_connections and self.accepting:
+                pair = accept_ready(ls)
+                if pair is None:
+                    break
+                client, peer = pair
+                prepare_client(client, config.timeout)
+                if is_ssl:
+                    try:
+                        client = control.wrap_socket(client)
+                    except OSError as exc:
+                        config.log.debug("TLS handshake with %s failed: %s", peer, exc)
+                        client.close()
+                        continue
+                conn = ClientConnection(client, peer, config, is_ssl=is_ssl, server=server)
+                fd = client.fileno()
+                with self.lock:
+                    conn.idle = True
+                    self.conns[fd] = conn
+                    self.poller.register(fd, _ARM)
+        finally:
+            with self.lock:
+                if self.accepting and len(self.conns) < self.worker_connections:
+                    try:
+                        self.poller.modify(lfd, _ARM)
+                    except OSError:
+                        pass
+
+    def _serve(self, conn: ClientConnection, fd: int) -> None:
+        """Serve a connection that became readable, until it needs bytes again."""
+        control = self.control
+        conn.fill()
+        while True:
+            req = conn.next_request()
+            if req is NEED_DATA:
+                if conn.broken:
+                    break
+                pending = getattr(conn.sock, "pending", None)
+                if pending is not None and pending():
+                    conn.fill()  # TLS: bytes already decrypted never wake the poller
+                    continue
+                if not control.alive:
+                    break  # draining: a connection between requests is done
+                with self.lock:
+                    conn.idle = True
+                    try:
+                        self.poller.modify(fd, _ARM)
+                    except OSError:
+                        conn.idle = False
+                        break
+                return
+            if req is None:
+                break
+            if not control.alive:
+                conn.h1.keep_alive = False
+            conn.handle(req)  # type: ignore[arg-type]
+            control.handled_request()
+            if conn.must_close:
+                break
+        self._close(conn, fd)
+
+    def _close(self, conn: ClientConnection, fd: int) -> None:
+        with self.lock:
+            if self.conns.get(fd) is conn:
+                del self.conns[fd]
+                try:
+                    self.poller.unregister(fd)
+                except OSError:
+                    pass
+            conn.close()
+            self._resume_accepting()
+
+
+class ThreadWorker(Worker):
+    """``-k gthread``: ``threads`` threads per process, keep-alive connections."""
+
+    def run(self) -> None:
+        cfg = self.cfg
+        config = WSGIConfig(
+            self.wsgi,
+            cfg,
+            self.log,
+            worker=self,
+            multithread=cfg.threads > 1,
+            keepalive=cfg.keepalive > 0,
+        )
+        ThreadedServer(
+            [listener.sock for listener in self.listeners],
+            config,
+            self,
+            threads=cfg.threads,
+            worker_connections=cfg.worker_connections,
+            keepalive=cfg.keepalive,
+            graceful_timeout=cfg.graceful_timeout,
+        ).serve()
