@@ -78,6 +78,7 @@ class PollReloader(threading.Thread):
         self.extra_files = {os.path.abspath(f) for f in extra_files}
         self.callback = callback
         self.interval = interval
+        self._known: dict[str, float] = {}
         self._stopping = threading.Event()
 
     def _mtimes(self) -> dict[str, float]:
@@ -89,8 +90,13 @@ class PollReloader(threading.Thread):
                 continue
         return out
 
+    def start(self) -> None:
+        # the first snapshot is taken before returning, so no change is missed
+        self._known = self._mtimes()
+        super().start()
+
     def run(self) -> None:
-        known = self._mtimes()
+        known = self._known
         while not self._stopping.wait(self.interval):
             for path, mtime in self._mtimes().items():
                 old = known.get(path)
@@ -151,8 +157,11 @@ class InotifyReloader(threading.Thread):
             if wd >= 0:
                 self._dirs[wd] = directory
 
+    def start(self) -> None:
+        self._refresh()  # watches are in place before returning
+        super().start()
+
     def run(self) -> None:
-        self._refresh()
         while not self._stopping.is_set():
             ready, _, _ = select.select([self._fd], [], [], POLL_INTERVAL)
             if not ready:

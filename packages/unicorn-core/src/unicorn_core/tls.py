@@ -9,6 +9,7 @@ threaded workers) or pass the context as ``ssl=`` (asyncio).
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from typing import Any
@@ -142,10 +143,12 @@ def default_ssl_context(cfg: Any) -> ssl.SSLContext:
     minimum = _MIN_VERSIONS[cfg.ssl_version]
     if minimum is not None:
         ctx.minimum_version = minimum
+    for path in (cfg.certfile, cfg.keyfile, cfg.ca_certs):
+        if path and not os.access(path, os.R_OK):
+            reason = "No such file or directory" if not os.path.exists(path) else "not readable"
+            raise ConfigError(f"TLS: cannot read {path!r}: {reason}")
     try:
         ctx.load_cert_chain(certfile=cfg.certfile, keyfile=cfg.keyfile)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"TLS: cannot read {exc.filename!r}: {exc.strerror}") from None
     except ssl.SSLError as exc:
         raise ConfigError(f"TLS: certfile/keyfile rejected: {exc}") from None
     ctx.verify_mode = ssl.VerifyMode(cfg.cert_reqs)

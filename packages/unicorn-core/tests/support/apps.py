@@ -16,3 +16,10 @@ def factory(greeting: str = "hi", punct: str = "") -> object:
 
 
 not_callable = 42
+
+
+def env(path: str) -> str:
+    """Answers with the environment variable the path names."""
+    import os
+
+    return os.environ.get(path.strip("/"), "-")

@@ -83,7 +83,10 @@ def server_env(extra: dict | None = None) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SUPPORT), env.get("PYTHONPATH")]))
     env.pop("WEB_CONCURRENCY", None)
     env.pop("PORT", None)
-    env.update(extra or {})
+    extra = dict(extra or {})
+    if "PYTHONPATH" in extra:
+        env["PYTHONPATH"] = extra.pop("PYTHONPATH") + os.pathsep + env["PYTHONPATH"]
+    env.update(extra)
     return env
 
 

@@ -1,0 +1,107 @@
+"""Starting up: --version, --help, app paths, worker lookup, and failures that
+exit non-zero with a one-line cause instead of looping."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from harness import WORKER, run_unicorn
+
+from unicorn_core.errors import APP_LOAD_ERROR
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "Error" in line or "Reason" in line]
+
+
+def test_version_lists_core():
+    result = run_unicorn("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("unicorn-core 0.1.0")
+
+
+def test_help_lists_settings_by_section():
+    result = run_unicorn("--help")
+    assert result.returncode == 0
+    for flag in ("--workers", "--bind", "--graceful-timeout", "--access-logformat", "--certfile"):
+        assert flag in result.stdout
+    assert "Server Socket:" in result.stdout
+
+
+def test_no_app_module_is_a_usage_error(tmp_path):
+    result = run_unicorn("-k", WORKER, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Error: no APP_MODULE given" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("app", "cause"),
+    [
+        ("no_such_module:app", "no module named 'no_such_module'"),
+        ("apps:missing", "'apps' has no attribute 'missing'"),
+        ("apps:not_callable", "'apps:not_callable' is not callable"),
+        ("broken_app:app", "RuntimeError: broken on purpose"),
+        ("apps:factory(os.system('x'))", "factory arguments must be literals"),
+    ],
+)
+def test_bad_app_exits_with_app_load_error_and_cause(app, cause, tmp_path):
+    result = run_unicorn(
+        "-k", WORKER, "-b", "127.0.0.1:0", "-w", "2", app, cwd=tmp_path, timeout=20
+    )
+    assert result.returncode == APP_LOAD_ERROR, result.stderr
+    reasons = [line for line in result.stderr.splitlines() if "Reason:" in line]
+    assert len(reasons) == 1 and cause in reasons[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_app_with_preload_fails_before_forking(tmp_path):
+    result = run_unicorn("-k", WORKER, "--preload", "apps:missing", cwd=tmp_path)
+    assert result.returncode == APP_LOAD_ERROR
+    assert result.stderr.strip().splitlines() == [
+        "Error: app failed to load: 'apps' has no attribute 'missing' (from 'apps:missing')"
+    ]
+
+
+def test_worker_that_fails_to_boot_stops_the_server(tmp_path):
+    conf = tmp_path / "c.py"
+    conf.write_text("def post_worker_init(worker):\n    raise ValueError('no database')\n")
+    result = run_unicorn(
+        "-k", WORKER, "-b", "127.0.0.1:0", "-c", str(conf), "apps:app", cwd=tmp_path
+    )
+    assert result.returncode == 3
+    assert "Reason: Worker failed to boot: ValueError: no database" in result.stderr
+
+
+def test_unknown_worker_lists_installed_and_the_extra(tmp_path):
+    result = run_unicorn("-k", "gevent", "apps:app", cwd=tmp_path)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "unknown worker class 'gevent' (installed: " in line
+    assert "pip install 'unicorn[gevent]'" in line
+
+
+def test_worker_path_must_be_a_worker(tmp_path):
+    result = run_unicorn("-k", "apps:factory", "apps:app", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "is not a subclass of unicorn_core.workers.Worker" in result.stderr
+
+
+def test_port_in_use_exits_with_one_line_cause(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_unicorn("-k", WORKER, "-b", f"127.0.0.1:{port}", "apps:app", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"Error: cannot bind 127.0.0.1:{port}: address already in use" in result.stderr
+    assert result.stderr.count("Retrying") >= 2
+
+
+def test_factory_apps(start_server):
+    server = start_server(app="apps:factory()").ready()
+    assert server.get()[2].endswith("app=hi")
+    server = start_server(app="apps:factory('hey', punct='!')").ready()
+    assert server.get()[2].endswith("app=hey!")
