@@ -1,0 +1,8 @@
+"""The project's WSGI entry point: ``unicorn djproject.wsgi:application``."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproject.settings")
+application = get_wsgi_application()

@@ -1,0 +1,213 @@
+"""Real unicorn processes serving Flask, Django and plain WSGI apps with -k sync and -k gthread."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+
+from unicorn_server import Unicorn, wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+WORKERS = {
+    "sync": ("-k", "sync"),
+    "gthread": ("-k", "gthread", "--threads", "4"),
+}
+FRAMEWORKS = {"flask": "flask_app:app", "django": "djproject.wsgi:application"}
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """Servers started once per module, keyed by (app, worker, extra args)."""
+    tmp = tmp_path_factory.mktemp("unicorn")
+    running: dict[tuple, Unicorn] = {}
+
+    def get(app: str, worker: str, *extra: str) -> Unicorn:
+        key = (app, worker, extra)
+        if key not in running:
+            running[key] = Unicorn(tmp, app, *WORKERS[worker], *extra)
+        return running[key]
+
+    yield get
+    for server in running.values():
+        server.stop()
+
+
+def read_until_closed(s: socket.socket) -> bytes:
+    out = b""
+    while chunk := s.recv(65536):
+        out += chunk
+    return out
+
+
+# --- Flask and Django --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_framework_get_post_stream(servers, framework, worker):
+    srv = servers(FRAMEWORKS[framework], worker)
+    r = httpx.get(srv.url + "/")
+    assert r.status_code == 200
+    assert r.text == f"hello from {framework}"
+    assert r.headers["server"] == "unicorn"
+
+    payload = bytes(range(256)) * 400
+    r = httpx.post(srv.url + "/echo", content=payload)
+    assert r.status_code == 200 and r.content == payload
+
+    r = httpx.get(srv.url + "/stream")
+    assert r.text == "".join(f"line {i}\n" for i in range(5))
+    if worker == "gthread":
+        assert r.headers["transfer-encoding"] == "chunked"
+    else:
+        assert r.headers["connection"] == "close"
+
+    r = httpx.get(srv.url + "/query", params={"q": "caf\u00e9 & co"})
+    assert json.loads(r.text)["args"] == {"q": "caf\u00e9 & co"}
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_flask_chunked_request_body(servers, worker):
+    srv = servers(FRAMEWORKS["flask"], worker)
+    r = httpx.post(srv.url + "/echo", content=iter([b"chunk-one ", b"chunk-two"]))
+    assert r.status_code == 200
+    assert r.content == b"chunk-one chunk-two"
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_flask_error_is_a_500_and_logged(servers, worker):
+    srv = servers(FRAMEWORKS["flask"], worker)
+    r = httpx.get(srv.url + "/error")
+    assert r.status_code == 500
+    # Flask logs through wsgi.errors, which is unicorn's error log
+    srv.wait_log("flask view failed on purpose")
+
+
+def test_django_error_is_a_500(servers):
+    srv = servers(FRAMEWORKS["django"], "gthread")
+    assert httpx.get(srv.url + "/error").status_code == 500
+    assert httpx.get(srv.url + "/").status_code == 200
+
+
+def test_root_path_is_script_name(servers):
+    srv = servers(FRAMEWORKS["flask"], "gthread", "--root-path", "/mounted")
+    body = json.loads(httpx.get(srv.url + "/mounted/query").text)
+    assert (body["root"], body["path"]) == ("/mounted", "/query")
+
+
+# --- the workers' own behaviour (plain WSGI app) ---------------------------------------
+
+ROUTES = "wsgi_routes:app"
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_chunked_post_and_streaming(servers, worker):
+    srv = servers(ROUTES, worker)
+    r = httpx.post(srv.url + "/echo", content=iter([b"a" * 10000, b"b" * 10]))
+    assert r.content == b"a" * 10000 + b"b" * 10
+    r = httpx.get(srv.url + "/stream")
+    assert r.text == "".join(f"part {i}\n" for i in range(5))
+
+
+def test_gthread_reuses_keepalive_connections(servers):
+    srv = servers(ROUTES, "gthread")
+    with httpx.Client() as client:
+        answers = {client.get(srv.url + "/whoami").text for _ in range(5)}
+    assert len(answers) == 1  # same worker, same client port: one connection
+
+
+def test_sync_answers_connection_close(servers):
+    srv = servers(ROUTES, "sync")
+    with httpx.Client() as client:
+        answers = [client.get(srv.url + "/whoami") for _ in range(3)]
+    assert all(r.headers["connection"] == "close" for r in answers)
+    assert len({r.text for r in answers}) == 3  # a new connection each time
+
+
+def test_gthread_pipelining(servers):
+    srv = servers(ROUTES, "gthread")
+    with socket.create_connection(srv.addr, timeout=10) as s:
+        s.sendall(
+            b"GET /one HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+            b"GET /three HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        data = read_until_closed(s)
+    bodies = [part.split(b"\r\n\r\n", 1)[1] for part in data.split(b"HTTP/1.1 200 OK\r\n")[1:]]
+    assert bodies == [b"ok /one", b"hello", b"ok /three"]
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_bad_request_is_400_and_others_go_on(servers, worker):
+    srv = servers(ROUTES, worker)
+    with httpx.Client() as client:
+        assert client.get(srv.url + "/before").status_code == 200
+        with socket.create_connection(srv.addr, timeout=10) as s:
+            s.sendall(
+                b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+            )
+            data = read_until_closed(s)
+        assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert b"smuggling" in data  # the reason is told to the client
+        assert client.get(srv.url + "/after").text == "ok /after"
+    srv.wait_log("Bad request from 127.0.0.1")
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_client_disconnect_mid_response(servers, worker):
+    srv = servers(ROUTES, worker)
+    with socket.create_connection(srv.addr, timeout=10) as s:
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    # the worker is unharmed and serves the next client
+    r = httpx.get(srv.url + "/whoami")
+    assert r.status_code == 200
+    assert "Traceback" not in srv.log()
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_app_exception_is_500_with_traceback_logged(servers, worker):
+    srv = servers(ROUTES, worker)
+    r = httpx.get(srv.url + "/error")
+    assert r.status_code == 500
+    assert "the application failed" not in r.text
+    srv.wait_log("RuntimeError: the application failed on purpose")
+    assert "Traceback" in srv.log()
+    assert httpx.get(srv.url + "/").status_code == 200
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_max_requests_recycles_the_worker(servers, worker):
+    srv = servers(ROUTES, worker, "--max-requests", "3")
+
+    def pid() -> str | None:
+        try:
+            return httpx.get(srv.url + "/whoami", headers={"Connection": "close"}).text.split()[0]
+        except httpx.TransportError:
+            return None  # between the old worker's exit and the new one's boot
+
+    first = wait_for(pid)
+    pids = {first}
+    wait_for(lambda: pids.add(pid()) or len(pids - {None}) >= 2, what="a recycled worker")
+    srv.wait_log("Autorestarting worker")
+
+
+def test_gthread_slow_request_does_not_hold_others(servers):
+    srv = servers(ROUTES, "gthread")
+    slow = threading.Thread(target=httpx.get, args=(srv.url + "/slow?1.5",), kwargs={"timeout": 10})
+    slow.start()
+    try:
+        r = httpx.get(srv.url + "/quick", timeout=1.0)
+        assert r.status_code == 200
+    finally:
+        slow.join()
