@@ -307,7 +307,10 @@ class H1Connection:
             )
         if len(buf) > self._max_head:
             raise self._fail("request head larger than the header limits allow", 431)
-        if buf.count(b"\n") != buf.count(b"\r\n"):
+        # Bytes before self._scan were checked by the previous call: counting the
+        # whole head again at every read would make a trickled head cost O(n^2).
+        s = self._scan
+        if buf.count(b"\n", s) != buf.count(b"\r\n", s - 1 if s else 0):
             # RFC 9112 section 2.2: bare LF is not a line terminator we accept.
             raise self._fail("bare LF in request head (lines must end with CRLF)")
         if self._eof:
