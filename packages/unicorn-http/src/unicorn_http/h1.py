@@ -218,7 +218,9 @@ class H1Connection:
         if data:
             if self._eof:
                 raise LocalProtocolError("received data after end of file")
-            if self._buf:
+            # _buf may be empty while _more is not (a body reader took a piece
+            # from _more whole): new bytes still go behind the waiting ones.
+            if self._buf or self._more:
                 self._more.append(data)
             else:
                 self._buf = data
