@@ -696,16 +696,14 @@ class H1Connection:
             return _REDRAIN
         self._in_drain = True
         try:
-            while self._draining:
+            while True:
                 event = self._reader()
-                if event is not _REDRAIN and (
-                    self._draining
-                    or (event is not _EMPTY_EOM
-                    and type(event) is not EndOfMessage)
-                ):
+                if event is not _REDRAIN:
+                    # NEED_DATA, ConnectionClosed, or the drained request's end. The end
+                    # is reported whether or not it arrives in this call, so that any
+                    # split of the input gives the same events (and a bodyless request
+                    # answered early ends the same way); the next call parses the next head.
                     return event
-            # The unread request is over; what follows is the next request.
-            return self._reader()
         finally:
             self._in_drain = False
 

@@ -1,0 +1,357 @@
+"""Whether a connection outlives its exchange (RFC 9112 section 9.3), and how
+exchanges follow each other on it: pipelined requests wait their turn (PAUSED)
+and come out in order, an unread body is drained so the next request can be
+parsed (or the connection closes when that costs too much), and the server can
+end the connection after the current response."""
+
+from __future__ import annotations
+
+import pytest
+from h1_harness import EOM, merge, pump
+
+from unicorn_http import (
+    DONE,
+    IDLE,
+    MUST_CLOSE,
+    NEED_DATA,
+    PAUSED,
+    SEND_BODY,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    H1Connection,
+    LocalProtocolError,
+    Request,
+)
+
+HOST = b"Host: example.com\r\n"
+CLOSED = ConnectionClosed()
+
+
+def get(target: bytes = b"/", *fields: bytes, version: bytes = b"1.1") -> bytes:
+    host = HOST if version == b"1.1" else b""
+    return (
+        b"GET "
+        + target
+        + b" HTTP/"
+        + version
+        + b"\r\n"
+        + host
+        + b"".join(f + b"\r\n" for f in fields)
+        + b"\r\n"
+    )
+
+
+def post(target: bytes, body: bytes) -> bytes:
+    return (
+        b"POST "
+        + target
+        + b" HTTP/1.1\r\n"
+        + HOST
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+
+
+def post_chunked(target: bytes, *chunks: bytes, trailer: bytes = b"") -> bytes:
+    data = b"".join(b"%x\r\n%b\r\n" % (len(c), c) for c in chunks)
+    return (
+        b"POST "
+        + target
+        + b" HTTP/1.1\r\n"
+        + HOST
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+        + data
+        + b"0\r\n"
+        + trailer
+        + b"\r\n"
+    )
+
+
+def head_of(response: bytes) -> bytes:
+    return response.partition(b"\r\n\r\n")[0].lower()
+
+
+def connected(*raw: bytes, **settings) -> H1Connection:
+    conn = H1Connection(**settings)
+    for piece in raw:
+        conn.receive_data(piece)
+    return conn
+
+
+# (id, version, Connection header lines, keep_alive wanted by the client)
+KEEP_ALIVE = [
+    ("rfc9112-9.3-http/1.1-persists-by-default", b"1.1", [], True),
+    ("rfc9112-9.3-http/1.0-closes-by-default", b"1.0", [], False),
+    ("rfc9112-9.3-http/1.1-close", b"1.1", [b"Connection: close"], False),
+    ("rfc9112-9.3-http/1.1-close-any-case", b"1.1", [b"Connection: CLOSE"], False),
+    ("rfc9112-9.3-http/1.1-close-in-a-list", b"1.1", [b"Connection: te,  close "], False),
+    (
+        "rfc9112-9.3-http/1.1-close-on-second-line",
+        b"1.1",
+        [b"Connection: te", b"Connection: close"],
+        False,
+    ),
+    ("rfc9112-9.3-http/1.0-keep-alive", b"1.0", [b"Connection: keep-alive"], True),
+    ("rfc9112-9.3-http/1.0-keep-alive-any-case", b"1.0", [b"Connection: Keep-Alive"], True),
+    (
+        "rfc9112-9.3-http/1.0-keep-alive-and-close",
+        b"1.0",
+        [b"Connection: keep-alive, close"],
+        False,
+    ),
+    ("rfc9112-9.3-close-is-a-token-not-a-substring", b"1.1", [b"Connection: closed"], True),
+    ("rfc9112-9.3-other-tokens-do-not-close", b"1.1", [b"Connection: upgrade"], True),
+]
+
+
+@pytest.mark.parametrize(
+    ("version", "fields", "keep_alive"),
+    [pytest.param(v, f, k, id=i) for i, v, f, k in KEEP_ALIVE],
+)
+def test_client_keep_alive_wish(version, fields, keep_alive):
+    conn = connected(get(b"/", *fields, version=version))
+    req = conn.next_event()
+    assert req.keep_alive is keep_alive
+    assert conn.next_event() == EOM
+    out = conn.respond(200, [], b"ok")
+    assert conn.keep_alive is keep_alive
+    head = head_of(out)
+    if keep_alive:
+        assert b"connection: close" not in head
+        # HTTP/1.0 must be told the connection stays (RFC 9112 section 9.3).
+        assert (b"connection: keep-alive" in head) is (version == b"1.0")
+        assert conn.our_state is IDLE and conn.their_state is IDLE
+        assert conn.next_event() is NEED_DATA
+    else:
+        assert conn.our_state is MUST_CLOSE
+        assert conn.next_event() == CLOSED
+        assert conn.next_event() == CLOSED
+
+
+def test_http_1_0_close_is_implied_not_sent():
+    conn = connected(get(version=b"1.0"))
+    pump(conn)
+    assert b"connection:" not in head_of(conn.respond(200, [], b"x"))
+
+
+def test_pipelined_requests_come_out_in_order_and_wait_their_turn():
+    conn = connected(
+        get(b"/1")
+        + post(b"/2", b"hello")
+        + post_chunked(b"/3", b"ab", b"cd", trailer=b"X-T: 1\r\n")
+        + get(b"/4", b"Connection: close")
+        + get(b"/never")
+    )
+    seen = []
+    for _ in range(6):
+        events = merge(pump(conn))
+        assert events[-1] in (PAUSED, CLOSED), events
+        if events[-1] == CLOSED:
+            seen.append(events)
+            break
+        # PAUSED holds however often it is asked, and while the response streams.
+        assert conn.next_event() is PAUSED
+        assert conn.their_state is DONE
+        seen.append(events[:-1])
+        conn.send_response(200, [(b"Content-Length", b"2")])
+        assert conn.next_event() is PAUSED
+        conn.send_data(b"ok")
+        assert conn.next_event() is PAUSED
+        conn.send_end()
+    targets = [events[0].target for events in seen if events and type(events[0]) is Request]
+    assert targets == [b"/1", b"/2", b"/3", b"/4"]
+    assert seen[1][1:] == [Data(b"hello"), EOM]
+    assert seen[2][1:] == [Data(b"abcd"), EndOfMessage([(b"x-t", b"1")])]
+    assert seen[4] == [CLOSED]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        pytest.param(b"Content-Length: 24\r\n\r\n", id="content-length"),
+        pytest.param(b"Transfer-Encoding: chunked\r\n\r\n18\r\n", id="chunked"),
+    ],
+)
+def test_bytes_received_in_many_pieces_keep_their_order(head):
+    """Several reads queued between two next_event() calls come out in order."""
+    conn = connected(b"POST / HTTP/1.1\r\n" + HOST + head)
+    assert type(conn.next_event()) is Request
+    events = []
+    for n in range(0, 24, 6):
+        for i in range(n, n + 6, 2):
+            conn.receive_data(b"abcdefghijklmnopqrstuvwx"[i : i + 2])
+        events += [conn.next_event(), conn.next_event()]
+    if b"chunked" in head:
+        conn.receive_data(b"\r\n0\r\n\r\n")
+    events = merge(events + pump(conn))
+    assert events == [Data(b"abcdefghijklmnopqrstuvwx"), EOM, PAUSED]
+
+
+def feed_until_request(conn: H1Connection, pieces: list[bytes]) -> Request:
+    while pieces:
+        conn.receive_data(pieces.pop(0))
+        event = conn.next_event()
+        if event is not NEED_DATA:
+            return event
+    raise AssertionError("no request")
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        pytest.param(post(b"/1", b"x" * 1000), id="content-length"),
+        pytest.param(
+            post_chunked(b"/1", b"x" * 500, b"y" * 500, trailer=b"X-T: 1\r\n"), id="chunked"
+        ),
+        pytest.param(get(b"/1"), id="no-body"),
+    ],
+)
+@pytest.mark.parametrize("step", [1, 7, 100_000])
+def test_unread_body_is_drained_then_the_next_request_parsed(first, step):
+    raw = first + get(b"/2")
+    pieces = [raw[i : i + step] for i in range(0, len(raw), step)]
+    conn = H1Connection()
+    assert feed_until_request(conn, pieces).target == b"/1"
+    # Answer without reading the body: the connection stays usable.
+    out = conn.respond(200, [], b"early")
+    assert b"connection: close" not in head_of(out)
+    events = pump(conn)
+    for piece in pieces:
+        conn.receive_data(piece)
+        events += pump(conn)
+    events = merge(events)
+    # None of the thrown-away body shows; its end does, then the next request.
+    assert [type(e) for e in events] == [EndOfMessage, Request, EndOfMessage, type(PAUSED)]
+    assert events[1].target == b"/2"
+
+
+def test_drain_over_max_drain_closes_content_length():
+    conn = connected(post(b"/", b"x" * 100) + get(b"/2"), max_drain=10)
+    conn.next_event()
+    out = conn.respond(200, [], b"")
+    # Known from Content-Length before a byte is drained: say so in the response.
+    assert b"connection: close" in head_of(out)
+    assert conn.next_event() == CLOSED
+
+
+def test_drain_over_max_drain_closes_chunked():
+    conn = connected(post_chunked(b"/", b"x" * 8, b"x" * 8) + get(b"/2"), max_drain=10)
+    conn.next_event()
+    conn.respond(200, [], b"")
+    assert conn.next_event() == CLOSED
+    assert conn.next_event() == CLOSED
+
+
+def test_drain_within_max_drain_keeps_the_connection():
+    conn = connected(post(b"/", b"x" * 10) + get(b"/2"), max_drain=10)
+    conn.next_event()
+    assert b"connection: close" not in head_of(conn.respond(200, [], b""))
+    assert [type(e) for e in merge(pump(conn))] == [
+        EndOfMessage,
+        Request,
+        EndOfMessage,
+        type(PAUSED),
+    ]
+
+
+def test_partly_read_body_is_drained():
+    raw = post(b"/", b"0123456789") + get(b"/2")
+    split = raw.index(b"01234") + 5
+    conn = connected(raw[:split])
+    conn.next_event()
+    assert conn.next_event() == Data(b"01234")
+    conn.respond(204, [])
+    assert conn.next_event() is NEED_DATA
+    conn.receive_data(raw[split:])
+    events = merge(pump(conn))
+    assert [type(e) for e in events] == [EndOfMessage, Request, EndOfMessage, type(PAUSED)]
+
+
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+def test_server_ends_the_connection_with_keep_alive_false(version):
+    fields = [b"Connection: keep-alive"] if version == b"1.0" else []
+    conn = connected(get(b"/1", *fields, version=version) + get(b"/2"))
+    pump(conn)
+    conn.keep_alive = False  # max_requests reached, or shutting down
+    out = conn.respond(200, [], b"bye")
+    assert b"\r\nconnection: close" in head_of(out)
+    assert b"keep-alive" not in head_of(out)
+    assert conn.our_state is MUST_CLOSE
+    # The pipelined request is never parsed.
+    assert conn.next_event() == CLOSED
+
+
+def test_response_connection_close_from_the_app_ends_the_connection():
+    conn = connected(get(b"/1") + get(b"/2"))
+    pump(conn)
+    out = conn.respond(200, [(b"Connection", b"close")], b"bye")
+    assert b"connection: close" in head_of(out)
+    assert not conn.keep_alive
+    assert conn.next_event() == CLOSED
+
+
+def test_eof_between_requests_is_a_clean_close():
+    conn = connected(get())
+    pump(conn)
+    conn.respond(200, [], b"")
+    assert conn.next_event() is NEED_DATA
+    conn.receive_data(b"\r\n")
+    conn.receive_data(b"")
+    assert conn.next_event() == CLOSED
+    assert conn.next_event() == CLOSED
+
+
+def test_half_closed_client_still_gets_its_response():
+    conn = connected(get(), b"")
+    assert [type(e) for e in pump(conn)] == [Request, EndOfMessage, type(PAUSED)]
+    assert conn.respond(200, [], b"ok").startswith(b"HTTP/1.1 200 OK\r\n")
+    assert conn.next_event() == CLOSED
+
+
+def test_data_after_eof_is_a_local_error():
+    conn = connected(b"")
+    with pytest.raises(LocalProtocolError):
+        conn.receive_data(b"GET")
+
+
+def test_response_before_a_request_is_a_local_error():
+    conn = H1Connection()
+    with pytest.raises(LocalProtocolError):
+        conn.respond(200, [], b"")
+    conn.receive_data(b"GET / HTT")
+    assert conn.next_event() is NEED_DATA
+    with pytest.raises(LocalProtocolError):
+        conn.send_response(200, [])
+
+
+def test_response_state_machine():
+    conn = connected(post(b"/", b"hi"))
+    conn.next_event()
+    conn.send_response(200, [(b"Content-Length", b"1")])
+    assert conn.our_state is SEND_BODY
+    with pytest.raises(LocalProtocolError):
+        conn.send_response(200, [])
+    conn.send_data(b"x")
+    conn.send_end()
+    with pytest.raises(LocalProtocolError):
+        conn.send_data(b"x")
+    with pytest.raises(LocalProtocolError):
+        conn.send_end()
+
+
+def test_start_next_cycle_reads_requests_without_answering():
+    conn = connected(get(b"/1") + get(b"/2"))
+    assert conn.next_event().target == b"/1"
+    with pytest.raises(LocalProtocolError):
+        conn.start_next_cycle()  # the request is not over yet
+    assert conn.next_event() == EOM
+    conn.start_next_cycle()
+    assert conn.next_event().target == b"/2"
+
+
+def test_sending_connection_closed_ends_our_side():
+    conn = connected(get(b"/1") + get(b"/2"))
+    pump(conn)
+    assert conn.send(ConnectionClosed()) == b""
+    assert conn.next_event() == CLOSED
