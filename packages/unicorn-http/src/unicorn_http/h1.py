@@ -469,7 +469,8 @@ class H1Connection:
                 keep_alive = False
             elif b"keep-alive" in tokens:
                 keep_alive = True
-            if upgrade is not None and b"upgrade" not in tokens:
+            # RFC 9110 section 7.8: a server MUST ignore Upgrade in an HTTP/1.0 request.
+            if upgrade is not None and (b"upgrade" not in tokens or http_version == b"1.0"):
                 upgrade = None
         else:
             upgrade = None
