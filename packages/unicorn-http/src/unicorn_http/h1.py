@@ -834,6 +834,8 @@ class H1Connection:
         return b"".join(out)
 
     def _informational(self, status: int, headers: Headers, reason: bytes) -> bytes:
+        if status < 100:
+            raise LocalProtocolError(f"invalid status code {status}")
         req = self.request
         if req is None or self.their_state is ERROR:
             raise LocalProtocolError("no request to send an informational response to")
