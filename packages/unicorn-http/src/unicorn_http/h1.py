@@ -897,7 +897,11 @@ class H1Connection:
             if trailers:
                 lines = [b"0\r\n"]
                 for name, value in trailers:
-                    if name.translate(None, TCHAR) or value.translate(None, FIELD_VALUE_BYTES):
+                    if (
+                        not name
+                        or name.translate(None, TCHAR)
+                        or value.translate(None, FIELD_VALUE_BYTES)
+                    ):
                         raise LocalProtocolError(f"invalid trailer field {name!r}")
                     lines.append(name + b": " + value + _CRLF)
                 lines.append(_CRLF)
