@@ -38,7 +38,7 @@ from typing import Any
 from unicorn_core.workers import Worker
 from unicorn_http import NEED_DATA
 from unicorn_workers.sync import accept_ready, prepare_client, server_address
-from unicorn_workers.wsgi import ClientConnection, WSGIConfig
+from unicorn_workers.wsgi import RECV_SIZE, ClientConnection, WSGIConfig
 
 __all__ = ["ThreadWorker", "ThreadedServer"]
 
@@ -191,43 +191,70 @@ class ThreadedServer:
                     self._close(conn, fd)
 
     def _accept(self, lfd: int) -> None:
+        """Accept what is waiting, re-arm the listener, then serve or park each client."""
         config = self.config
         control = self.control
         ls = self.listeners[lfd]
-        server = self._names[lfd]
-        is_ssl = control.ssl_context is not None
+        accepted = []
         try:
-            while len(self.conns) < self.worker_connections and self.accepting:
+            room = self.worker_connections - len(self.conns)
+            while len(accepted) < room and self.accepting:
                 pair = accept_ready(ls)
                 if pair is None:
                     break
-                client, peer = pair
-                prepare_client(client, config.timeout)
-                if is_ssl:
-                    try:
-                        client = control.wrap_socket(client)
-                    except OSError as exc:
-                        config.log.debug("TLS handshake with %s failed: %s", peer, exc)
-                        client.close()
-                        continue
-                conn = ClientConnection(client, peer, config, is_ssl=is_ssl, server=server)
-                fd = client.fileno()
-                with self.lock:
-                    conn.idle = True
-                    self.conns[fd] = conn
-                    self.poller.register(fd, _ARM)
+                accepted.append(pair)
         finally:
             with self.lock:
-                if self.accepting and len(self.conns) < self.worker_connections:
+                if self.accepting and len(self.conns) + len(accepted) < self.worker_connections:
                     try:
                         self.poller.modify(lfd, _ARM)
                     except OSError:
                         pass
+        server = self._names[lfd]
+        is_ssl = control.ssl_context is not None
+        for client, peer in accepted:
+            prepare_client(client, config.timeout)
+            if is_ssl:
+                try:
+                    client = control.wrap_socket(client)
+                except OSError as exc:
+                    config.log.debug("TLS handshake with %s failed: %s", peer, exc)
+                    client.close()
+                    self._resume_after_close()
+                    continue
+            conn = ClientConnection(client, peer, config, is_ssl=is_ssl, server=server)
+            fd = client.fileno()
+            with self.lock:
+                self.conns[fd] = conn
+            # Clients usually send the request right after connecting: serve it now
+            # rather than after a round through the poller.
+            try:
+                data = client.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                data = None
+            except OSError:
+                data = b""
+            if data is None:
+                with self.lock:
+                    conn.idle = True
+                    self.poller.register(fd, _ARM)
+                continue
+            conn.h1.receive_data(data)
+            try:
+                self._serve(conn, fd, registered=False)
+            except Exception:
+                config.log.exception("Error serving a connection")
+                self._close(conn, fd)
 
-    def _serve(self, conn: ClientConnection, fd: int) -> None:
+    def _resume_after_close(self) -> None:
+        with self.lock:
+            self._resume_accepting()
+
+    def _serve(self, conn: ClientConnection, fd: int, registered: bool = True) -> None:
         """Serve a connection that became readable, until it needs bytes again."""
         control = self.control
-        conn.fill()
+        if registered:
+            conn.fill()
         while True:
             req = conn.next_request()
             if req is NEED_DATA:
@@ -242,7 +269,10 @@ class ThreadedServer:
                 with self.lock:
                     conn.idle = True
                     try:
-                        self.poller.modify(fd, _ARM)
+                        if registered:
+                            self.poller.modify(fd, _ARM)
+                        else:
+                            self.poller.register(fd, _ARM)
                     except OSError:
                         conn.idle = False
                         break
@@ -264,7 +294,7 @@ class ThreadedServer:
                 try:
                     self.poller.unregister(fd)
                 except OSError:
-                    pass
+                    pass  # never registered (served straight from accept)
             conn.close()
             self._resume_accepting()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import select
 import socket
+import struct
 from typing import Any
 
 from unicorn_core.workers import Worker
@@ -39,7 +40,16 @@ def accept_ready(lsock: socket.socket) -> tuple[socket.socket, Any] | None:
 
 
 def prepare_client(client: socket.socket, timeout: float | None) -> None:
-    client.settimeout(timeout)
+    """Make an accepted socket blocking with kernel-side timeouts.
+
+    A Python socket with ``settimeout()`` polls before every recv and send;
+    ``SO_RCVTIMEO``/``SO_SNDTIMEO`` bound the same waits without the extra
+    system calls (a timeout then surfaces as ``BlockingIOError``).
+    """
+    if timeout:
+        tv = struct.pack("ll", int(timeout), int((timeout % 1) * 1_000_000))
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
     if client.family != socket.AF_UNIX:
         try:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
