@@ -1,0 +1,932 @@
+"""The dirty arbiter: listens on a Unix socket, supervises dirty workers, routes calls.
+
+Theory of operation
+-------------------
+One thread, one `selectors` loop. Clients connect to the listening socket and
+send REQUEST frames; the arbiter reads only the routing head (app, timeout),
+gives the call an arbiter-wide id and forwards the payload untouched to the
+least-busy ready worker that holds the app, or appends it to that app's queue.
+Replies come back with the worker-side id; the arbiter swaps the 13-byte
+header for the client's id and passes the payload through. A worker has
+`dirty_threads` slots; when one frees, the oldest queued call among the
+worker's apps takes it.
+
+Every call has a deadline (its own timeout, else `dirty_timeout`; for streams
+it moves forward with each chunk). A queued call past it is answered with
+DirtyTimeoutError; a running one too, and its worker is killed (SIGKILL) and
+replaced. A worker that sends nothing, not even a heartbeat, for
+`dirty_timeout` is killed the same way. Calls running on a worker that dies
+get DirtyWorkerError; queued calls are untouched and go to the next worker.
+
+Allocation: a new worker loads every unlimited app plus each limited app
+whose holders are fewer than its limit, so a replacement for a dead worker
+loads what the dead one held. HUP replaces workers one at a time (new one
+ready, then the old one retires after its running calls); TTIN/TTOU move the
+target count. The arbiter exits with its parent (PR_SET_PDEATHSIG and a
+getppid() check) and removes its socket on the way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import heapq
+import itertools
+import logging
+import os
+import selectors
+import signal
+import socket
+import stat
+import time
+from collections import deque
+
+from . import protocol as P
+from .app import AppSpec, load_app
+from .errors import (
+    CodecError,
+    DirtyAppNotFoundError,
+    DirtyError,
+    DirtyNoWorkersAvailableError,
+    DirtyTimeoutError,
+    DirtyWorkerError,
+    StashError,
+    error_to_wire,
+)
+from .process import (
+    SignalQueue,
+    reopen_log_files,
+    reset_signals,
+    set_parent_death_signal,
+    set_proc_title,
+)
+from .settings import SOCKET_ENV, DirtyConfig
+from .stash import StashStore
+from .worker import DirtyWorker
+
+ARBITER_SIGNALS = [
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGCHLD,
+]
+
+QUEUED, RUNNING, DONE = 1, 2, 3
+_RECV = 262144
+
+
+class _Endpoint:
+    """A socket the loop reads frames from and writes frames to."""
+
+    __slots__ = ("closed", "reader", "sock", "wbuf", "writing")
+
+    def __init__(self, sock: socket.socket, max_payload: int) -> None:
+        self.sock = sock
+        self.reader = P.FrameReader(max_payload)
+        self.wbuf = bytearray()
+        self.writing = False
+        self.closed = False
+
+
+class _Client(_Endpoint):
+    __slots__ = ("calls",)
+
+    def __init__(self, sock: socket.socket, max_payload: int) -> None:
+        super().__init__(sock, max_payload)
+        self.calls: dict[int, _Call] = {}
+
+
+class _Worker(_Endpoint):
+    __slots__ = (
+        "age",
+        "apps",
+        "booted",
+        "dead",
+        "inflight",
+        "killed",
+        "last_seen",
+        "pid",
+        "ready",
+        "retiring",
+        "term_sent",
+    )
+
+    def __init__(
+        self, sock: socket.socket, max_payload: int, pid: int, age: int, apps: tuple[str, ...]
+    ) -> None:
+        super().__init__(sock, max_payload)
+        self.pid = pid
+        self.age = age
+        self.apps = apps
+        self.ready = False
+        self.booted = time.monotonic()
+        self.retiring = False
+        self.term_sent = False
+        self.dead = False
+        self.killed = ""
+        self.last_seen = time.monotonic()
+        self.inflight: dict[int, _Call] = {}
+
+
+class _Call:
+    __slots__ = ("app", "client", "deadline", "id", "payload", "rid", "state", "timeout", "worker")
+
+    def __init__(
+        self, client: _Client, rid: int, app: str, payload: bytes, timeout: float, ident: int
+    ) -> None:
+        self.client = client
+        self.rid = rid
+        self.app = app
+        self.payload = payload
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.id = ident
+        self.state = QUEUED
+        self.worker: _Worker | None = None
+
+
+class DirtyArbiter:
+    """The dirty pool's supervisor. `run()` blocks until shutdown and returns an exit code."""
+
+    def __init__(
+        self,
+        cfg: object,
+        socket_path: str,
+        log: logging.Logger | None = None,
+        watch_parent: bool = False,
+        remove_dir: bool = False,
+    ) -> None:
+        self.cfg = cfg if isinstance(cfg, DirtyConfig) else DirtyConfig.from_object(cfg)
+        self.socket_path = socket_path
+        self.log = log or logging.getLogger("unicorn.dirty")
+        self.watch_parent = watch_parent
+        self.remove_dir = remove_dir
+        self.pid = 0
+        self.ppid = 0
+        self.num_workers = int(self.cfg.dirty_workers)
+        self.threads = max(1, int(self.cfg.dirty_threads))
+        self.timeout = float(self.cfg.dirty_timeout)
+        self.max_payload = int(self.cfg.dirty_max_payload)
+        self.max_queue = int(self.cfg.dirty_max_queue)
+        self.specs: dict[str, AppSpec] = {}
+        self.workers: list[_Worker] = []
+        self.by_pid: dict[int, _Worker] = {}
+        self.holders: dict[str, list[_Worker]] = {}
+        self.queues: dict[str, deque[_Call]] = {}
+        self.depth: dict[str, int] = {}
+        self.stash = StashStore()
+        self.stopping = ""  # "", "graceful", "fast"
+        self.stop_deadline = 0.0
+        self._ids = itertools.count(1)
+        self._ages = itertools.count(1)
+        self._timers: list[tuple[float, int, _Call]] = []
+        self._reload: list[_Worker] = []
+        self._replacing: tuple[_Worker, _Worker] | None = None
+        self._boot_failures = 0
+        self._next_spawn = 0.0
+        self.stats = {"calls": 0, "timeouts": 0, "worker_deaths": 0}
+        self.listener: socket.socket | None = None
+        self.sel: selectors.BaseSelector | None = None
+        self.signals: SignalQueue | None = None
+
+    # -- setup -------------------------------------------------------------------
+
+    def load_apps(self) -> None:
+        for entry in self.cfg.dirty_apps:
+            spec = load_app(entry)
+            if spec.name in self.specs:
+                raise ValueError(f"dirty app {spec.name!r} listed twice")
+            self.specs[spec.name] = spec
+            self.holders[spec.name] = []
+            self.queues[spec.name] = deque()
+            self.depth[spec.name] = 0
+            for table in spec.stashes:
+                self.stash.apply("ensure", (table,))
+        if not self.specs:
+            raise ValueError("no dirty apps configured")
+
+    @property
+    def min_workers(self) -> int:
+        return max([1] + [s.limit for s in self.specs.values() if s.limit])
+
+    def _bind(self) -> socket.socket:
+        path = self.socket_path
+        parent = os.path.dirname(path) or "."
+        if not os.path.isdir(parent):
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            st = os.lstat(path)
+            if stat.S_ISSOCK(st.st_mode):
+                os.unlink(path)
+            else:
+                raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        sock.listen(1024)
+        sock.setblocking(False)
+        return sock
+
+    def run(self) -> int:
+        """Serve until told to stop. Call in the process that should be the arbiter."""
+        self.pid = os.getpid()
+        self.ppid = os.getppid()
+        if self.watch_parent:
+            set_parent_death_signal(signal.SIGTERM)
+        set_proc_title("unicorn-dirty arbiter")
+        self.signals = SignalQueue(ARBITER_SIGNALS)
+        os.environ[SOCKET_ENV] = self.socket_path
+        try:
+            if not self.specs:
+                self.load_apps()
+            self.listener = self._bind()
+        except Exception:
+            self.log.exception("dirty arbiter failed to start")
+            self._cleanup_socket()
+            return 1
+        if self.watch_parent and os.getppid() != self.ppid:
+            self._cleanup_socket()
+            return 0
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.listener, selectors.EVENT_READ, None)
+        self.sel.register(self.signals.rsock, selectors.EVENT_READ, self.signals)
+        self.log.info(
+            "dirty arbiter %s listening at %s with %d worker(s): %s",
+            self.pid,
+            self.socket_path,
+            self.num_workers,
+            ", ".join(self.specs),
+        )
+        try:
+            self.cfg.on_dirty_starting(self)
+        except Exception:
+            self.log.exception("on_dirty_starting hook failed")
+        try:
+            self._maintain()
+            self._loop()
+        finally:
+            self._shutdown_finish()
+        return 0
+
+    # -- the loop --------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        sel = self.sel
+        next_tick = 0.0
+        while True:
+            now = time.monotonic()
+            wait = max(0.0, min(next_tick - now, self._timers[0][0] - now if self._timers else 1.0))
+            for key, mask in sel.select(wait):
+                ep = key.data
+                if ep is None:
+                    self._accept()
+                elif ep is self.signals:
+                    for sig in self.signals.drain():
+                        self._on_signal(sig)
+                else:
+                    if mask & selectors.EVENT_WRITE:
+                        self._flush(ep)
+                    if mask & selectors.EVENT_READ and not ep.closed:
+                        self._read(ep)
+            now = time.monotonic()
+            if self._timers and self._timers[0][0] <= now:
+                self._expire(now)
+            if now >= next_tick:
+                next_tick = now + 0.1
+                self._tick(now)
+                if self.stopping and self._stop_step(now):
+                    return
+
+    def _accept(self) -> None:
+        for _ in range(64):
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.log.warning("dirty arbiter accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            client = _Client(sock, self.max_payload)
+            self.sel.register(sock, selectors.EVENT_READ, client)
+
+    def _read(self, ep: _Endpoint) -> None:
+        try:
+            data = ep.sock.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(ep, "")
+            return
+        try:
+            frames = ep.reader.feed(data)
+        except DirtyError as exc:
+            who = f"client fd {ep.sock.fileno()}" if isinstance(ep, _Client) else f"worker {ep.pid}"
+            self.log.warning("dirty arbiter: closing %s: %s", who, exc)
+            self._close(ep, str(exc))
+            return
+        if isinstance(ep, _Client):
+            for kind, ident, payload in frames:
+                self._on_client_frame(ep, kind, ident, payload)
+                if ep.closed:
+                    return
+        else:
+            ep.last_seen = time.monotonic()
+            for kind, ident, payload in frames:
+                self._on_worker_frame(ep, kind, ident, payload)
+
+    def _write(self, ep: _Endpoint, data: bytes) -> None:
+        if ep.closed:
+            return
+        if ep.wbuf:
+            ep.wbuf += data
+            return
+        try:
+            n = ep.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError:
+            self._close(ep, "")
+            return
+        if n < len(data):
+            ep.wbuf += data[n:]
+            if not ep.writing:
+                ep.writing = True
+                self.sel.modify(ep.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, ep)
+
+    def _flush(self, ep: _Endpoint) -> None:
+        try:
+            n = ep.sock.send(ep.wbuf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(ep, "")
+            return
+        del ep.wbuf[:n]
+        if not ep.wbuf and ep.writing:
+            ep.writing = False
+            self.sel.modify(ep.sock, selectors.EVENT_READ, ep)
+
+    def _close(self, ep: _Endpoint, reason: str) -> None:
+        if ep.closed:
+            return
+        ep.closed = True
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(ep.sock)
+        ep.sock.close()
+        if isinstance(ep, _Client):
+            for call in list(ep.calls.values()):
+                self._cancel(call)
+            ep.calls.clear()
+        else:
+            self._worker_gone(ep, reason or "connection closed")
+
+    # -- clients -----------------------------------------------------------------------
+
+    def _on_client_frame(self, client: _Client, kind: int, rid: int, payload: bytes) -> None:
+        if kind == P.REQUEST:
+            try:
+                app, timeout, _ = P.decode_route(payload)
+            except CodecError as exc:
+                self.log.warning(
+                    "dirty arbiter: closing client fd %s: %s", client.sock.fileno(), exc
+                )
+                self._close(client, str(exc))
+                return
+            self._submit(client, rid, app, payload, timeout)
+        elif kind == P.CREDIT:
+            call = client.calls.get(rid)
+            if call is not None and call.state == RUNNING:
+                self._write(call.worker, P.frame(P.CREDIT, call.id, payload))
+        elif kind == P.CANCEL:
+            call = client.calls.pop(rid, None)
+            if call is not None:
+                self._cancel(call)
+        elif kind == P.STASH:
+            self._on_stash(client, rid, payload)
+        elif kind == P.STATUS:
+            self._write(client, P.frame(P.RESULT, rid, P.encode(self.status())))
+        else:
+            self.log.warning(
+                "dirty arbiter: closing client fd %s: unexpected frame kind %d",
+                client.sock.fileno(),
+                kind,
+            )
+            self._close(client, f"unexpected frame kind {kind}")
+
+    def _reply_error(self, client: _Client, rid: int, exc: DirtyError) -> None:
+        self._write(client, P.frame(P.ERROR, rid, P.encode(error_to_wire(exc))))
+
+    def _submit(
+        self, client: _Client, rid: int, app: str, payload: bytes, timeout: float | None
+    ) -> None:
+        if app not in self.specs:
+            self._reply_error(
+                client,
+                rid,
+                DirtyAppNotFoundError(
+                    f"dirty app {app!r} is not configured (known: {', '.join(self.specs)})"
+                ),
+            )
+            return
+        if self.stopping:
+            self._reply_error(
+                client, rid, DirtyNoWorkersAvailableError("the dirty arbiter is shutting down")
+            )
+            return
+        call = _Call(client, rid, app, payload, timeout or self.timeout, next(self._ids))
+        self.stats["calls"] += 1
+        client.calls[rid] = call
+        heapq.heappush(self._timers, (call.deadline, call.id, call))
+        best = None
+        for w in self.holders[app]:
+            n = len(w.inflight)
+            if n < self.threads and w.ready and (best is None or n < len(best.inflight)):
+                best = w
+                if n == 0:
+                    break
+        if best is not None:
+            self._dispatch(call, best)
+        elif self.depth[app] >= self.max_queue:
+            client.calls.pop(rid, None)
+            call.state = DONE
+            self._reply_error(
+                client,
+                rid,
+                DirtyNoWorkersAvailableError(
+                    f"queue of dirty app {app!r} is full ({self.max_queue} calls)"
+                ),
+            )
+        else:
+            self.queues[app].append(call)
+            self.depth[app] += 1
+
+    def _dispatch(self, call: _Call, w: _Worker) -> None:
+        call.state = RUNNING
+        call.worker = w
+        w.inflight[call.id] = call
+        payload = call.payload
+        call.payload = b""
+        self._write(w, P.frame_header(P.REQUEST, call.id, len(payload)) + payload)
+
+    def _cancel(self, call: _Call) -> None:
+        if call.state == QUEUED:
+            call.state = DONE
+            self.depth[call.app] -= 1
+        elif call.state == RUNNING:
+            call.state = DONE  # the worker's terminal frame still frees the slot
+            self._write(call.worker, P.frame(P.CANCEL, call.id))
+
+    def _finish(self, call: _Call, kind: int, payload: bytes) -> None:
+        """Deliver a reply frame to the call's client (if it still waits)."""
+        if call.state == DONE:
+            return
+        client = call.client
+        if kind != P.CHUNK:
+            call.state = DONE
+            client.calls.pop(call.rid, None)
+        self._write(client, P.frame_header(kind, call.rid, len(payload)) + payload)
+
+    def _fail(self, call: _Call, exc: DirtyError) -> None:
+        self._finish(call, P.ERROR, P.encode(error_to_wire(exc)))
+
+    # -- workers -------------------------------------------------------------------------
+
+    def _on_worker_frame(self, w: _Worker, kind: int, wid: int, payload: bytes) -> None:
+        if kind == P.CHUNK:
+            call = w.inflight.get(wid)
+            if call is not None and call.state == RUNNING:
+                call.deadline = time.monotonic() + call.timeout
+                self._finish(call, kind, payload)
+        elif kind == P.RESULT or kind == P.END or kind == P.ERROR:
+            call = w.inflight.pop(wid, None)
+            if call is not None:
+                self._finish(call, kind, payload)
+                if w.retiring:
+                    self._maybe_stop_retired(w)
+                else:
+                    self._fill(w)
+        elif kind == P.HEARTBEAT:
+            pass
+        elif kind == P.READY:
+            w.ready = True
+            self._boot_failures = 0
+            self.log.info("dirty worker %s ready (apps: %s)", w.pid, ", ".join(w.apps))
+            if self._replacing and self._replacing[1] is w:
+                old = self._replacing[0]
+                self._replacing = None
+                self._retire(old)
+                self._advance_reload()
+            self._fill(w)
+        else:
+            self.log.warning(
+                "dirty arbiter: closing worker %s: unexpected frame kind %d", w.pid, kind
+            )
+            self._kill(w, "protocol error")
+
+    def _fill(self, w: _Worker) -> None:
+        if w.retiring or not w.ready or w.dead:
+            return
+        while len(w.inflight) < self.threads:
+            best_q = None
+            best_id = 0
+            for app in w.apps:
+                q = self.queues[app]
+                while q and q[0].state != QUEUED:
+                    q.popleft()
+                if q and (best_q is None or q[0].id < best_id):
+                    best_q, best_id = q, q[0].id
+            if best_q is None:
+                return
+            call = best_q.popleft()
+            self.depth[call.app] -= 1
+            self._dispatch(call, w)
+
+    def _assign(self) -> tuple[str, ...]:
+        apps = []
+        for name, spec in self.specs.items():
+            if spec.limit is None or len(self._live_holders(name)) < spec.limit:
+                apps.append(name)
+        return tuple(apps)
+
+    def _live_holders(self, app: str) -> list[_Worker]:
+        return [w for w in self.workers if app in w.apps and not w.dead and not w.retiring]
+
+    def _active(self) -> list[_Worker]:
+        return [w for w in self.workers if not w.dead and not w.retiring]
+
+    def _spawn(self, apps: tuple[str, ...] | None = None) -> _Worker | None:
+        apps = apps if apps is not None else self._assign()
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        age = next(self._ages)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                parent_sock.close()
+                self._close_inherited()
+                specs = [self.specs[a] for a in apps]
+                code = DirtyWorker(self, age, specs, child_sock, self.cfg, self.log).run()
+            except BaseException:
+                self.log.exception("dirty worker crashed")
+            finally:
+                os._exit(code)
+        child_sock.close()
+        parent_sock.setblocking(False)
+        w = _Worker(parent_sock, self.max_payload + 64, pid, age, apps)
+        self.workers.append(w)
+        self.by_pid[pid] = w
+        for app in apps:
+            self.holders[app].append(w)
+        self.sel.register(parent_sock, selectors.EVENT_READ, w)
+        self.log.info("dirty arbiter spawned worker %s (apps: %s)", pid, ", ".join(apps) or "-")
+        return w
+
+    def _close_inherited(self) -> None:
+        """In a freshly forked worker: drop the arbiter's sockets."""
+        if self.signals is not None:
+            self.signals.close()
+        if self.sel is not None:
+            for key in list(self.sel.get_map().values()):
+                with contextlib.suppress(OSError):
+                    key.fileobj.close()
+            self.sel.close()
+        reset_signals(ARBITER_SIGNALS)
+
+    def _kill(self, w: _Worker, why: str, sig: int = signal.SIGKILL) -> None:
+        if not w.killed:
+            w.killed = why
+            self.log.error("dirty worker %s %s: killing it", w.pid, why)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(w.pid, sig)
+        self._close(w, why)
+
+    def _worker_gone(self, w: _Worker, reason: str) -> None:
+        """The worker's socket closed: it is dead or dying. Idempotent."""
+        if w.dead:
+            return
+        w.dead = True
+        self.stats["worker_deaths"] += 0 if (w.retiring or self.stopping) else 1
+        for app in w.apps:
+            with contextlib.suppress(ValueError):
+                self.holders[app].remove(w)
+        if not w.closed:
+            self._close(w, reason)
+        for call in list(w.inflight.values()):
+            self._fail(
+                call,
+                DirtyWorkerError(
+                    f"dirty worker {w.pid} died ({w.killed or reason}) while running a call to {call.app}"
+                ),
+            )
+        w.inflight.clear()
+        if not w.ready and not w.retiring and not self.stopping:
+            self._boot_failures += 1
+            delay = min(0.1 * 2 ** min(self._boot_failures, 6), 5.0)
+            self._next_spawn = time.monotonic() + delay
+        if self._replacing and self._replacing[1] is w:
+            self.log.error("dirty worker %s died before it was ready; reload stopped", w.pid)
+            self._replacing = None
+            self._reload.clear()
+        self._maintain()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            w = self.by_pid.pop(pid, None)
+            if w is None:
+                continue
+            with contextlib.suppress(ValueError):
+                self.workers.remove(w)
+            if not w.retiring and not self.stopping:
+                if os.WIFSIGNALED(status):
+                    self.log.warning(
+                        "dirty worker %s killed by signal %d", pid, os.WTERMSIG(status)
+                    )
+                elif os.WEXITSTATUS(status):
+                    self.log.warning(
+                        "dirty worker %s exited with status %d", pid, os.WEXITSTATUS(status)
+                    )
+            self._worker_gone(w, "exited")
+
+    def _maintain(self) -> None:
+        if self.stopping:
+            return
+        now = time.monotonic()
+        if now < self._next_spawn:
+            return
+        while len(self._active()) < self.num_workers:
+            self._spawn()
+            if self._boot_failures:
+                break  # one at a time while workers fail to boot
+
+    def _retire(self, w: _Worker) -> None:
+        if w.dead or w.retiring:
+            return
+        w.retiring = True
+        for app in w.apps:
+            with contextlib.suppress(ValueError):
+                self.holders[app].remove(w)
+        self._maybe_stop_retired(w)
+
+    def _maybe_stop_retired(self, w: _Worker) -> None:
+        if not w.inflight and not w.term_sent:
+            w.term_sent = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w.pid, signal.SIGTERM)
+
+    def _advance_reload(self) -> None:
+        while self._reload and self._replacing is None and not self.stopping:
+            old = self._reload.pop(0)
+            if old.dead or old.retiring:
+                continue
+            new = self._spawn(old.apps)
+            self._replacing = (old, new)
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _expire(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            deadline, _, call = heapq.heappop(timers)
+            if call.state == DONE:
+                continue
+            if call.deadline > deadline:  # moved by a chunk
+                heapq.heappush(timers, (call.deadline, call.id, call))
+                continue
+            self.stats["timeouts"] += 1
+            msg = f"call to {call.app} timed out after {call.timeout:g}s"
+            if call.state == QUEUED:
+                self.depth[call.app] -= 1
+                call.state = DONE
+                call.client.calls.pop(call.rid, None)
+                self._reply_error(
+                    call.client, call.rid, DirtyTimeoutError(msg + " waiting for a worker")
+                )
+            else:
+                w = call.worker
+                self._fail(call, DirtyTimeoutError(msg))
+                w.inflight.pop(call.id, None)
+                self._kill(w, f"ran a call to {call.app} past its {call.timeout:g}s timeout")
+
+    def _tick(self, now: float) -> None:
+        for w in list(self.workers):
+            if not w.dead and now - w.last_seen > self.timeout:
+                self._kill(w, f"sent no heartbeat for {self.timeout:g}s")
+            elif w.retiring and w.term_sent and now - w.last_seen > self.cfg.dirty_graceful_timeout:
+                self._kill(w, "did not exit after TERM")
+        if self.watch_parent and not self.stopping and os.getppid() != self.ppid:
+            self.log.warning("dirty arbiter: parent %s is gone, shutting down", self.ppid)
+            self._begin_stop("graceful")
+        self.stash.expire(now)
+        self._maintain()
+
+    # -- signals --------------------------------------------------------------------------
+
+    def _on_signal(self, sig: int) -> None:
+        if sig == signal.SIGCHLD:
+            self._reap()
+        elif sig == signal.SIGTERM:
+            self._begin_stop("graceful")
+        elif sig in (signal.SIGINT, signal.SIGQUIT):
+            self._begin_stop("fast")
+        elif sig == signal.SIGHUP:
+            if self.stopping:
+                return
+            self.log.info("dirty arbiter: HUP, replacing workers one by one")
+            self._reload = [w for w in self._active()]
+            self._advance_reload()
+        elif sig == signal.SIGUSR1:
+            reopen_log_files()
+            for w in self.workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.pid, signal.SIGUSR1)
+        elif sig == signal.SIGTTIN:
+            if not self.stopping:
+                self.num_workers += 1
+                self.log.info("dirty arbiter: TTIN, %d worker(s)", self.num_workers)
+                self._maintain()
+        elif sig == signal.SIGTTOU:
+            self._decrease()
+
+    def _decrease(self) -> None:
+        if self.stopping:
+            return
+        if self.num_workers <= self.min_workers:
+            self.log.warning(
+                "dirty arbiter: TTOU ignored, %d worker(s) is the minimum the app limits need",
+                self.min_workers,
+            )
+            return
+        self.num_workers -= 1
+        target = self.num_workers
+        active = self._active()
+        if len(active) <= target:
+            return
+        victim = None
+        for w in sorted(active, key=lambda w: w.age, reverse=True):
+            ok = all(
+                len(self._live_holders(a)) - 1 >= min(self.specs[a].limit or target, target)
+                for a in w.apps
+                if self.specs[a].limit
+            )
+            if ok:
+                victim = w
+                break
+        victim = victim or max(active, key=lambda w: w.age)
+        self.log.info("dirty arbiter: TTOU, retiring worker %s, %d worker(s)", victim.pid, target)
+        self._retire(victim)
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def _begin_stop(self, how: str) -> None:
+        if self.stopping == "fast" or self.stopping == how:
+            return
+        first = not self.stopping
+        self.stopping = how
+        if first:
+            self.log.info("dirty arbiter: %s shutdown", how)
+            if self.listener is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.sel.unregister(self.listener)
+                self.listener.close()
+                self.listener = None
+                self._cleanup_socket()
+        grace = float(self.cfg.dirty_graceful_timeout) if how == "graceful" else 1.0
+        deadline = time.monotonic() + grace
+        self.stop_deadline = min(self.stop_deadline, deadline) if self.stop_deadline else deadline
+        if how == "fast":
+            for w in self.workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.pid, signal.SIGQUIT)
+
+    def _stop_step(self, now: float) -> bool:
+        """One step of shutdown; True when the arbiter may exit."""
+        self._reap()
+        busy = any(w.inflight for w in self.workers if not w.dead) or any(self.depth.values())
+        if self.stopping == "graceful" and not busy:
+            for w in self.workers:
+                if not w.term_sent:
+                    w.term_sent = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(w.pid, signal.SIGTERM)
+        if not self.by_pid:
+            return True
+        if now >= self.stop_deadline:
+            for w in list(self.by_pid.values()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.pid, signal.SIGKILL)
+            end = time.monotonic() + 2.0
+            while self.by_pid and time.monotonic() < end:
+                self._reap()
+                time.sleep(0.01)
+            return True
+        return False
+
+    def _shutdown_finish(self) -> None:
+        for q in self.queues.values():
+            for call in q:
+                if call.state == QUEUED:
+                    self._reply_error(
+                        call.client,
+                        call.rid,
+                        DirtyNoWorkersAvailableError("the dirty arbiter shut down"),
+                    )
+        if self.sel is not None:
+            for key in list(self.sel.get_map().values()):
+                if isinstance(key.data, _Endpoint):
+                    ep = key.data
+                    if ep.wbuf:
+                        with contextlib.suppress(OSError):
+                            ep.sock.setblocking(True)
+                            ep.sock.settimeout(0.5)
+                            ep.sock.sendall(ep.wbuf)
+                    with contextlib.suppress(OSError):
+                        ep.sock.close()
+            self.sel.close()
+        if self.listener is not None:
+            self.listener.close()
+        self._cleanup_socket()
+        if self.signals is not None:
+            self.signals.close()
+        self.log.info("dirty arbiter %s exiting", self.pid)
+
+    def _cleanup_socket(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.socket_path)
+        if self.remove_dir:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(self.socket_path))
+
+    # -- stash and status -------------------------------------------------------------------
+
+    def _on_stash(self, client: _Client, rid: int, payload: bytes) -> None:
+        try:
+            msg = P.decode(payload)
+            if (
+                type(msg) is not tuple
+                or len(msg) != 2
+                or type(msg[0]) is not str
+                or type(msg[1]) is not tuple
+            ):
+                raise CodecError("stash message is not (op, args)")
+            result = self.stash.apply(msg[0], msg[1])
+        except CodecError as exc:
+            self.log.warning("dirty arbiter: closing client fd %s: %s", client.sock.fileno(), exc)
+            self._close(client, str(exc))
+            return
+        except StashError as exc:
+            self._reply_error(client, rid, exc)
+            return
+        try:
+            out = P.encode(result)
+        except CodecError as exc:
+            self._reply_error(client, rid, StashError(str(exc)))
+            return
+        self._write(client, P.frame(P.RESULT, rid, out))
+
+    def status(self) -> dict:
+        """What `DirtyClient.status()` returns: workers, per-app queue depth, counters."""
+        return {
+            "pid": self.pid,
+            "num_workers": self.num_workers,
+            "threads": self.threads,
+            "workers": [
+                {
+                    "pid": w.pid,
+                    "age": w.age,
+                    "apps": list(w.apps),
+                    "ready": w.ready,
+                    "busy": len(w.inflight),
+                    "retiring": w.retiring,
+                }
+                for w in self.workers
+                if not w.dead
+            ],
+            "apps": {
+                name: {
+                    "limit": spec.limit,
+                    "queued": self.depth[name],
+                    "workers": [w.pid for w in self.holders[name]],
+                }
+                for name, spec in self.specs.items()
+            },
+            "stats": dict(self.stats),
+            "stopping": self.stopping,
+        }

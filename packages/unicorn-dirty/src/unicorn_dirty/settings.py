@@ -1,0 +1,189 @@
+"""The dirty pool's settings, declared once as plain dict specs.
+
+unicorn_core reads them through the ``unicorn.settings`` entry point (see
+docs/seams.md); the standalone ``unicorn-dirty`` command line is generated
+from the same specs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .protocol import DEFAULT_MAX_PAYLOAD
+
+SECTION = "Dirty Arbiter"
+SOCKET_ENV = "UNICORN_DIRTY_SOCKET"
+MAX_PAYLOAD_ENV = "UNICORN_DIRTY_MAX_PAYLOAD"
+
+
+def _noop_1(arg: object) -> None:
+    return None
+
+
+def _noop_2(arg1: object, arg2: object) -> None:
+    return None
+
+
+def _spec(
+    name: str, type_: Any, default: Any, doc: str, cli: list[str] | None = None, **kw: Any
+) -> dict:
+    spec = {
+        "name": name,
+        "section": SECTION,
+        "cli": cli or [],
+        "env": None,
+        "type": type_,
+        "default": default,
+        "meta": kw.pop("meta", None),
+        "doc": doc,
+    }
+    spec.update(kw)
+    return spec
+
+
+SETTINGS: list[dict] = [
+    _spec(
+        "dirty_apps",
+        "list",
+        [],
+        "Dirty applications to load, each `module:Class` or `module:Class:N` "
+        "(N: load it in at most N workers, overriding the class's `workers`). "
+        "The dirty pool runs only when this list is not empty.",
+        ["--dirty-app"],
+        meta="STRING",
+    ),
+    _spec(
+        "dirty_workers",
+        "positive_int",
+        1,
+        "Number of dirty worker processes. `TTIN`/`TTOU` sent to the dirty "
+        "arbiter change it at run time (never below what per-app limits need).",
+        ["--dirty-workers"],
+        meta="INT",
+    ),
+    _spec(
+        "dirty_threads",
+        "positive_int",
+        1,
+        "Actions one dirty worker runs at the same time, each in its own thread.",
+        ["--dirty-threads"],
+        meta="INT",
+    ),
+    _spec(
+        "dirty_timeout",
+        "positive_int",
+        300,
+        "Seconds a call may run (for a stream: between two chunks), and seconds "
+        "a worker may go without a heartbeat. Past it the worker is killed and "
+        "replaced and the caller gets `DirtyTimeoutError`. A client's per-call "
+        "timeout overrides it for that call.",
+        ["--dirty-timeout"],
+        meta="INT",
+    ),
+    _spec(
+        "dirty_graceful_timeout",
+        "positive_int",
+        30,
+        "Seconds the dirty arbiter waits for running and queued calls on "
+        "graceful shutdown before killing its workers.",
+        ["--dirty-graceful-timeout"],
+        meta="INT",
+    ),
+    _spec(
+        "dirty_max_payload",
+        "positive_int",
+        DEFAULT_MAX_PAYLOAD,
+        "Largest frame, in bytes, a dirty socket accepts. A peer that sends a "
+        "larger one is disconnected; a client refuses to send one.",
+        ["--dirty-max-payload"],
+        meta="BYTES",
+    ),
+    _spec(
+        "dirty_max_queue",
+        "positive_int",
+        10000,
+        "Calls that may wait for a worker, per app. Past it a call fails at once "
+        "with `DirtyNoWorkersAvailableError`.",
+        ["--dirty-max-queue"],
+        meta="INT",
+    ),
+    _spec(
+        "dirty_socket",
+        "string",
+        None,
+        "Path of the dirty arbiter's Unix socket. Default: a fresh private "
+        "directory (mode 0700) under the temporary directory. HTTP workers find "
+        f"it in the `{SOCKET_ENV}` environment variable.",
+        ["--dirty-socket"],
+        meta="PATH",
+    ),
+    _spec(
+        "on_dirty_starting",
+        "callable",
+        _noop_1,
+        "Called in the dirty arbiter just before it starts its workers: `on_dirty_starting(arbiter)`.",
+        arity=1,
+    ),
+    _spec(
+        "dirty_post_fork",
+        "callable",
+        _noop_2,
+        "Called in a dirty worker just after fork, before apps load: `dirty_post_fork(arbiter, worker)`.",
+        arity=2,
+    ),
+    _spec(
+        "dirty_worker_init",
+        "callable",
+        _noop_1,
+        "Called in a dirty worker after every app's `init()`: `dirty_worker_init(worker)`.",
+        arity=1,
+    ),
+    _spec(
+        "dirty_worker_exit",
+        "callable",
+        _noop_2,
+        "Called in a dirty worker as it exits, after every app's `close()`: `dirty_worker_exit(arbiter, worker)`.",
+        arity=2,
+    ),
+]
+
+
+def settings() -> Iterable[dict]:
+    """Entry point of the ``unicorn.settings`` group: fresh copies of the specs."""
+    return [dict(s, cli=list(s["cli"])) for s in SETTINGS]
+
+
+DEFAULTS = {s["name"]: s["default"] for s in SETTINGS}
+
+
+@dataclass
+class DirtyConfig:
+    """The settings the dirty arbiter and workers read, from any object with attributes."""
+
+    dirty_apps: list[str] = field(default_factory=list)
+    dirty_workers: int = 1
+    dirty_threads: int = 1
+    dirty_timeout: float = 300
+    dirty_graceful_timeout: float = 30
+    dirty_max_payload: int = DEFAULT_MAX_PAYLOAD
+    dirty_max_queue: int = 10000
+    dirty_socket: str | None = None
+    on_dirty_starting: Any = _noop_1
+    dirty_post_fork: Any = _noop_2
+    dirty_worker_init: Any = _noop_1
+    dirty_worker_exit: Any = _noop_2
+    proc_name: str | None = None
+
+    @classmethod
+    def from_object(cls, cfg: object) -> DirtyConfig:
+        values = {}
+        for name in cls.__dataclass_fields__:
+            value = getattr(cfg, name, None)
+            if value is None:
+                value = DEFAULTS.get(name)
+            if name == "dirty_apps":
+                value = list(value or [])
+            values[name] = value
+        return cls(**values)
