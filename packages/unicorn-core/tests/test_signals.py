@@ -219,3 +219,21 @@ def _zombie(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_ttou_kills_a_worker_that_outlives_graceful_timeout(start_server, tmp_path):
+    marker = tmp_path / "in-request"
+    conf = tmp_path / "hooks.py"
+    conf.write_text(f"def pre_request(worker, req):\n    open({str(marker)!r}, 'w').close()\n")
+    server = start_server("-w", "2", "--graceful-timeout", "1", "-c", str(conf)).ready(workers=2)
+    oldest = min(server.workers())  # pids grow with age here: the oldest is stopped
+    marker.unlink()
+    # keep both workers busy so the oldest is surely stuck in a request
+    for _ in range(2):
+        threading.Thread(target=lambda: _swallow(server.address, "/stuck"), daemon=True).start()
+    wait_for(marker.exists, 5, "a stuck request")
+    started = time.monotonic()
+    server.signal(signal.SIGTTOU)
+    server.wait_log(rf"Worker \(pid:{oldest}\) outlived graceful_timeout")
+    wait_for(lambda: oldest not in server.workers(), 5, "the kill")
+    assert time.monotonic() - started < 5

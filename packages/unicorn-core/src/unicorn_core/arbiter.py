@@ -245,7 +245,7 @@ class Arbiter:
                         self.log.info("Handling signal: %s", name)
                     getattr(self, f"handle_{name}")()
                     continue
-                self.sleep()
+                self.sleep(self._loop_timeout())
                 self.reap_workers()
                 self.murder_workers()
                 self.sidecars.tick()
@@ -265,6 +265,12 @@ class Arbiter:
             if self.pidfile is not None:
                 self.pidfile.unlink()
             sys.exit(1)
+
+    def _loop_timeout(self) -> float:
+        """Sleep no longer than until the next respawn is due."""
+        if len(self.workers) < self.num_workers:
+            return min(_LOOP_TIMEOUT, max(0.0, self._next_spawn - time.monotonic()))
+        return _LOOP_TIMEOUT
 
     @property
     def proc_name(self) -> str:
@@ -479,7 +485,7 @@ class Arbiter:
         pid = os.fork()
         if pid != 0:
             worker.pid = pid
-            worker.spawned_at = time.monotonic()  # type: ignore[attr-defined]
+            worker.spawned_at = time.monotonic()
             self.workers[pid] = worker
             return pid
         self._run_worker(worker, env)
@@ -533,6 +539,9 @@ class Arbiter:
             self.kill_worker(pid, sig)
 
     def kill_worker(self, pid: int, sig: int) -> None:
+        worker = self.workers.get(pid)
+        if sig == signal.SIGTERM and worker is not None and worker.stop_requested is None:
+            worker.stop_requested = time.monotonic()
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
@@ -541,11 +550,16 @@ class Arbiter:
                 worker.heartbeat.close()
 
     def murder_workers(self) -> None:
-        """Abort, then kill, workers that missed their heartbeat for ``timeout``."""
-        if not self.timeout:
-            return
+        """Abort, then kill, workers that missed their heartbeat for ``timeout``;
+        kill workers told to stop (HUP, TTOU) that outlive ``graceful_timeout``."""
+        now = time.monotonic()
         for pid, worker in list(self.workers.items()):
-            if worker.heartbeat.age() <= self.timeout:
+            asked = worker.stop_requested
+            if asked is not None and now - asked > self.cfg.graceful_timeout:
+                self.log.warning("Worker (pid:%s) outlived graceful_timeout; killing it", pid)
+                self.kill_worker(pid, signal.SIGKILL)
+                continue
+            if not self.timeout or worker.heartbeat.age() <= self.timeout:
                 continue
             if not worker.aborted:
                 self.log.critical("WORKER TIMEOUT (pid:%s)", pid)
@@ -586,7 +600,7 @@ class Arbiter:
                 self.log.error("Worker (pid:%s) was sent SIGKILL! Perhaps out of memory?", pid)
             elif code < 0 and code != -signal.SIGTERM:
                 self.log.error("Worker (pid:%s) was sent %s!", pid, signal.Signals(-code).name)
-            lifetime = time.monotonic() - getattr(worker, "spawned_at", 0.0)
+            lifetime = time.monotonic() - worker.spawned_at
             delay = self._spawn_backoff.exited(lifetime if code else Backoff.HEALTHY_AFTER)
             self._next_spawn = time.monotonic() + delay
             self.cfg.child_exit(self, worker)

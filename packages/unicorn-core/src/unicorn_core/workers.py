@@ -5,7 +5,7 @@ A concrete worker (``sync``, ``gthread``, ``asgi`` ...) subclasses
 pre-fork worker shares lives here: signals, heartbeat, application loading,
 TLS context, ``max_requests`` recycling, the reloader and the hooks.
 
-What ``run()`` must do (see docs/architecture.md "Writing a worker"):
+What ``run()`` must do (also in the package README, "Writing a worker"):
 
 * serve connections accepted from ``self.listeners`` (each has ``.sock``, a
   listening ``socket.socket`` in blocking mode) while ``self.alive`` is true;
@@ -182,6 +182,10 @@ class Worker:
         self.alive = True
         self.booted = False
         self.aborted = False
+        #: set by the master when it asked this worker to stop gracefully
+        self.stop_requested: float | None = None
+        #: monotonic time of the fork, set by the master
+        self.spawned_at = 0.0
         self.nr = 0
         jitter = random.randint(0, cfg.max_requests_jitter) if cfg.max_requests_jitter else 0
         self.max_requests = cfg.max_requests + jitter if cfg.max_requests > 0 else sys.maxsize

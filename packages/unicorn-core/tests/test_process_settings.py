@@ -1,0 +1,140 @@
+"""Process-level settings: raw_env, chdir, capture_output, logconfig_dict,
+proc_name, daemon (with WINCH)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+from harness import WORKER, child_pids, http_get, run_unicorn, wait_for
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_raw_env_reaches_workers(start_server):
+    server = start_server("-e", "GREETING=hello there", "-e", "OTHER=x=y", app="apps:env").ready()
+    assert server.get("/GREETING")[2].endswith("app=hello there")
+    assert server.get("/OTHER")[2].endswith("app=x=y")
+
+
+def test_chdir_and_pythonpath(start_server, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "here_app.py").write_text("def app(path):\n    return 'from chdir'\n")
+    server = start_server("--chdir", str(project), app="here_app:app").ready()
+    assert server.get()[2].endswith("app=from chdir")
+
+
+def test_capture_output_sends_prints_to_the_error_log(start_server, tmp_path):
+    conf = tmp_path / "c.py"
+    conf.write_text(
+        "import sys\n"
+        "def post_worker_init(worker):\n"
+        "    print('printed by the worker', flush=True)\n"
+        "    sys.stderr.write('written to stderr\\n'); sys.stderr.flush()\n"
+    )
+    server = start_server("--capture-output", "-c", str(conf)).ready()
+    server.wait_log("printed by the worker")
+    server.wait_log("written to stderr")
+
+
+def test_logconfig_dict(start_server, tmp_path):
+    custom = tmp_path / "custom.log"
+    config = {
+        "version": 1,
+        "formatters": {"plain": {"format": "CUSTOM %(levelname)s %(message)s"}},
+        "handlers": {
+            "file": {"class": "logging.FileHandler", "filename": str(custom), "formatter": "plain"}
+        },
+        "loggers": {"unicorn.error": {"handlers": ["file"], "level": "INFO"}},
+    }
+    start_server("--log-config-dict", json.dumps(config))
+    text = wait_for(
+        lambda: (
+            custom.exists()
+            and "CUSTOM INFO Listening at:" in custom.read_text()
+            and custom.read_text()
+        ),
+        10,
+        "the custom log",
+    )
+    address = text.split("Listening at: ")[1].split()[0]
+    assert wait_for(lambda: _ok(address), 10, "a response")
+
+
+def test_bad_logconfig_dict_is_one_line(tmp_path):
+    bad = json.dumps({"version": 1, "handlers": {"h": {"class": "no.such.Handler"}}})
+    result = run_unicorn("-k", WORKER, "--log-config-dict", bad, "apps:app", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: logconfig_dict rejected:")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_proc_name(start_server):
+    pytest.importorskip("setproctitle")
+    server = start_server("-n", "shop").ready()
+    (worker,) = server.workers()
+
+    def cmdline(pid):
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()
+
+    wait_for(lambda: "unicorn: master [shop]" in cmdline(server.pid), 5, "master title")
+    assert "unicorn: worker [shop]" in cmdline(worker)
+
+
+def test_daemon_pidfile_and_winch(tmp_path):
+    pidfile = tmp_path / "d.pid"
+    log = tmp_path / "d.log"
+    result = run_unicorn(
+        "-D",
+        "-p",
+        str(pidfile),
+        "-k",
+        WORKER,
+        "-b",
+        "127.0.0.1:0",
+        "-w",
+        "2",
+        "--error-logfile",
+        str(log),
+        "apps:app",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0  # the foreground process returns at once
+    master = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, "pid"))
+    try:
+        address = (
+            wait_for(
+                lambda: log.exists() and ("Listening at: " in log.read_text()) and log.read_text(),
+                10,
+            )
+            .split("Listening at: ")[1]
+            .split()[0]
+        )
+        assert wait_for(lambda: _ok(address), 10, "a response")
+        os.kill(master, signal.SIGWINCH)
+        wait_for(lambda: "graceful stop of workers" in log.read_text(), 5, "WINCH")
+        wait_for(lambda: not child_pids(master), 10, "workers gone")
+        assert _is_alive(master)
+    finally:
+        os.kill(master, signal.SIGTERM)
+    wait_for(lambda: not _is_alive(master), 10, "the daemon to exit")
+    assert not pidfile.exists()
+
+
+def _ok(address):
+    try:
+        return http_get(address)[0] == 200
+    except OSError:
+        return False
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
