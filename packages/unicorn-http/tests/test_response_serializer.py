@@ -291,7 +291,7 @@ def test_103_early_hints_then_the_final_response():
     assert conn.send_response(103, [(b"Link", b"</app.js>; rel=preload")]).startswith(
         b"HTTP/1.1 103 "
     )
-    status, lines, _ = split(conn.respond(200, [], b"ok"))
+    status, _, _ = split(conn.respond(200, [], b"ok"))
     assert status == b"HTTP/1.1 200 OK"
 
 
