@@ -237,3 +237,33 @@ def test_ttou_kills_a_worker_that_outlives_graceful_timeout(start_server, tmp_pa
     server.wait_log(rf"Worker \(pid:{oldest}\) outlived graceful_timeout")
     wait_for(lambda: oldest not in server.workers(), 5, "the kill")
     assert time.monotonic() - started < 5
+
+
+def test_hup_with_a_broken_config_keeps_the_old_one(start_server, tmp_path):
+    conf = tmp_path / "unicorn.conf.py"
+    conf.write_text("workers = 1\n")
+    server = start_server("-c", str(conf)).ready()
+    before = server.workers()
+    conf.write_text("workers = 'lots'\n")
+    server.signal(signal.SIGHUP)
+    server.wait_log("Reload failed, keeping the old configuration: .*'workers': 'lots'")
+    assert server.workers() == before
+    assert server.get()[0] == 200
+
+
+def test_hup_rebinds_when_bind_changes(start_server, tmp_path):
+    conf = tmp_path / "unicorn.conf.py"
+    path = tmp_path / "after.sock"
+    conf.write_text("bind = ['127.0.0.1:0']\n")
+    server = start_server("-c", str(conf), bind=None).ready()
+    conf.write_text(f"bind = ['unix:{path}']\n")
+    server.signal(signal.SIGHUP)
+    server.wait_log(f"Listening at: unix:{path}")
+    assert wait_for(lambda: _answers(f"unix:{path}"), 10, "the new listener")
+
+
+def _answers(address: str) -> bool:
+    try:
+        return http_get(address)[0] == 200
+    except OSError:
+        return False

@@ -384,16 +384,25 @@ class Arbiter:
                 self.log.setup(self.cfg)
                 return
             self.worker_class = worker_class
-        old_cfg, self.cfg = self.cfg, new_cfg
-        if list(old_cfg.bind) != list(new_cfg.bind):
+        if list(self.cfg.bind) != list(new_cfg.bind):
+            try:
+                listeners = create_listeners(new_cfg, self.log)
+            except ConfigError as exc:
+                self.log.error("Reload failed, keeping the old configuration: %s", exc)
+                self.log.setup(self.cfg)
+                return
             close_listeners(self.listeners, unlink=True)
-            self.listeners = create_listeners(new_cfg, self.log)
+            self.listeners = listeners
             self.log.info(
                 "Listening at: %s (%s)", ",".join(str(lis) for lis in self.listeners), self.pid
             )
+        old_cfg, self.cfg = self.cfg, new_cfg
         self.app_loader.reload_config(new_cfg)
         if new_cfg.preload_app:
-            self.app_loader.preload()
+            try:
+                self.app_loader.preload()
+            except AppImportError as exc:
+                self.log.error("Reload: the application failed to load again: %s", exc)
         if old_cfg.pidfile != new_cfg.pidfile:
             if self.pidfile is not None:
                 self.pidfile.unlink()
@@ -471,15 +480,20 @@ class Arbiter:
 
     def spawn_worker(self) -> int:
         self.worker_age += 1
-        worker = self.worker_class(
-            self.worker_age,
-            self.pid,
-            self.listeners,
-            self.app_loader,
-            self.timeout,
-            self.cfg,
-            self.log,
-        )
+        try:
+            worker = self.worker_class(
+                self.worker_age,
+                self.pid,
+                self.listeners,
+                self.app_loader,
+                self.timeout,
+                self.cfg,
+                self.log,
+            )
+        except Exception as exc:
+            raise HaltServer(
+                f"Worker failed to boot: {type(exc).__name__}: {exc}", WORKER_BOOT_ERROR
+            ) from exc
         self.cfg.pre_fork(self, worker)
         env = self.sidecars.worker_env()
         pid = os.fork()

@@ -21,6 +21,7 @@ from typing import Any
 
 from unicorn_core.errors import ConfigError
 from unicorn_core.settings import Setting
+from unicorn_core.statsd import Statsd
 
 SECTION = "Logging"
 ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
@@ -329,8 +330,6 @@ class Logger:
         self._format = compile_access_format(cfg.access_log_format)
         if cfg.capture_output and cfg.errorlog != "-":
             self._capture_output()
-        from unicorn_core.statsd import Statsd
-
         self.statsd = Statsd.from_config(cfg)
 
     def _add_handler(

@@ -10,11 +10,22 @@ from unicorn_core.settings import Setting
 
 SECTION = "Metrics"
 
+
+def _statsd_address(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("")
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("HOST:PORT")
+    return value
+
+
 SETTINGS = (
     Setting(
         name="statsd_host",
         section=SECTION,
         cli=("--statsd-host",),
+        type=_statsd_address,
         meta="STATSD_ADDR",
         doc="`HOST:PORT` of a StatsD server to send metrics to (request counts, "
         "request durations, status classes, worker counts). Off by default.",
@@ -34,9 +45,15 @@ class Statsd:
     """Fire-and-forget UDP metrics; failures are ignored."""
 
     def __init__(self, host: str, port: int, prefix: str = "") -> None:
-        self.address = (host, port)
         self.prefix = prefix + "unicorn."
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # resolve once: a name lookup per datagram would cost more than the metric
+        try:
+            family, _, _, _, self.address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[
+                0
+            ]
+        except socket.gaierror:
+            family, self.address = socket.AF_INET, (host, port)
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
 
     @classmethod
@@ -47,7 +64,7 @@ class Statsd:
         prefix = cfg.statsd_prefix
         if prefix and not prefix.endswith("."):
             prefix += "."
-        return cls(host or "localhost", int(port or 8125), prefix)
+        return cls(host.strip("[]"), int(port), prefix)
 
     def _send(self, metric: str) -> None:
         try:

@@ -1,0 +1,35 @@
+"""StatsD: request metrics from the access path, worker gauge from the master."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from harness import run_unicorn
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_metrics_are_sent(start_server):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as collector:
+        collector.bind(("127.0.0.1", 0))
+        collector.settimeout(10)
+        port = collector.getsockname()[1]
+        server = start_server("--statsd-host", f"127.0.0.1:{port}", "--statsd-prefix", "shop")
+        server.ready()
+        expected = {
+            "shop.unicorn.requests:1|c",
+            "shop.unicorn.workers:1|g",
+            "shop.unicorn.request.status.200:1|c",
+            "duration",
+        }
+        seen: set[str] = set()
+        while not expected <= seen:  # recv times out (and fails) if one never comes
+            for line in collector.recv(4096).decode().splitlines():
+                seen.add("duration" if ".request.duration:" in line and "|ms" in line else line)
+
+
+def test_bad_statsd_address(tmp_path):
+    result = run_unicorn("--statsd-host", "localhost", "apps:app", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "'statsd_host': 'localhost'" in result.stderr
