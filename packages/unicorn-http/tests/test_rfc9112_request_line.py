@@ -160,17 +160,17 @@ CASES = [
     case(
         "rfc9112-3.2-control-byte-in-target",
         b"GET /a\x01b HTTP/1.1\r\n" + HOST + b"\r\n",
-        Refused(400, "target"),
+        Refused(400, "control"),
     ),
     case(
         "rfc9112-3.2-nul-in-target",
         b"GET /a\x00 HTTP/1.1\r\n" + HOST + b"\r\n",
-        Refused(400, "target"),
+        Refused(400, "control"),
     ),
     case(
         "rfc9112-3.2-del-in-target",
         b"GET /a\x7f HTTP/1.1\r\n" + HOST + b"\r\n",
-        Refused(400, "target"),
+        Refused(400, "control"),
     ),
     case(
         "rfc9112-3.2-relative-target",
