@@ -84,3 +84,37 @@ def test_disabled_sidecar_is_not_started(plugin_path, start_server, tmp_path):
     server = start_server("--fake-dir", str(tmp_path), env={"PYTHONPATH": plugin_path}).ready()
     assert not list(tmp_path.glob("sidecar-*"))
     assert len(server.workers()) == 1
+
+
+def test_usr2_new_master_takes_over_the_sidecar_after_the_old_one_exits(
+    plugin_path, start_server, tmp_path
+):
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    pidfile = tmp_path / "m.pid"
+    server = start_server(
+        "--fake-sidecar",
+        "--fake-dir",
+        str(traces),
+        "-p",
+        str(pidfile),
+        env={"PYTHONPATH": plugin_path},
+    ).ready(workers=2)
+
+    def sidecars():
+        return {int(p.name.split("-")[1]) for p in traces.glob("sidecar-*")}
+
+    (old_sidecar,) = wait_for(sidecars, 10, "the sidecar")
+    server.signal(signal.SIGUSR2)
+    second = tmp_path / "m.pid.2"
+    new_master = int(wait_for(lambda: second.exists() and second.read_text().strip(), 10, ".2"))
+    try:
+        server.wait_workers(1, pid=new_master)  # an HTTP worker, no sidecar yet
+        assert sidecars() == {old_sidecar}
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit() == 0
+        new_sidecar = wait_for(lambda: sidecars() - {old_sidecar}, 10, "the new sidecar").pop()
+        assert new_sidecar in server.workers(new_master)
+    finally:
+        os.kill(new_master, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists(f"/proc/{new_master}"), 10, "the new master to exit")

@@ -5,7 +5,9 @@ instantiated once as ``Sidecar(cfg, log)``; it has ``name``, ``enabled()``,
 ``worker_env()``, ``spawn() -> pid`` and ``cleanup()``. The arbiter
 
 * spawns every enabled sidecar at start, before the first HTTP worker forks,
-  and passes ``worker_env()`` to every HTTP worker it forks;
+  and passes ``worker_env()`` to every HTTP worker it forks; a new master
+  started by USR2 reuses the old master's sidecars (same ``worker_env()``)
+  and spawns its own only once the old master has exited;
 * asks ``enabled()`` again on HUP, starting a sidecar that became enabled and
   stopping (TERM) one that no longer is; HUP, USR1, TTIN and TTOU sent to the
   master are *not* forwarded (send them to the sidecar's pid directly);
@@ -93,6 +95,7 @@ class Sidecars:
                     raise ConfigError(
                         f"sidecar {ep.name!r} failed to import: {type(exc).__name__}: {exc}"
                     ) from None
+        self.deferred = False
         self.handles: list[_Handle] = []
         for cls in classes:
             try:
@@ -111,11 +114,31 @@ class Sidecars:
             self.log.exception("sidecar %s: enabled() failed; treating it as disabled", handle.name)
             return False
 
-    def start(self) -> None:
+    def start(self, defer: bool = False) -> None:
+        """Spawn every enabled sidecar. With ``defer`` (a new master during a
+        USR2 upgrade, while the old master's sidecars still run) only their
+        ``worker_env()`` is taken; they are spawned by :meth:`promote`."""
+        self.deferred = defer
         for handle in self.handles:
             if self._enabled(handle):
                 handle.wanted = True
-                self._spawn(handle)
+                if defer:
+                    handle.env = self._env_of(handle)
+                else:
+                    self._spawn(handle)
+
+    def promote(self) -> None:
+        """The old master is gone: start the sidecars that were deferred."""
+        if self.deferred:
+            self.deferred = False
+            self.tick()
+
+    def _env_of(self, handle: _Handle) -> dict[str, str]:
+        try:
+            return {str(k): str(v) for k, v in (handle.sidecar.worker_env() or {}).items()}
+        except Exception:
+            self.log.exception("sidecar %s: worker_env() failed", handle.name)
+            return {}
 
     def reload(self) -> None:
         """HUP: start sidecars that became enabled, stop those that no longer are."""
@@ -124,7 +147,7 @@ class Sidecars:
             if enabled and not handle.wanted:
                 handle.wanted = True
                 handle.stopping = False
-                if not handle.pid:
+                if not handle.pid and not self.deferred:
                     self._spawn(handle)
             elif not enabled and handle.wanted:
                 handle.wanted = False
@@ -143,8 +166,8 @@ class Sidecars:
         return env
 
     def _spawn(self, handle: _Handle) -> None:
+        handle.env = self._env_of(handle)
         try:
-            handle.env = {str(k): str(v) for k, v in (handle.sidecar.worker_env() or {}).items()}
             pid = handle.sidecar.spawn()
         except Exception:
             self.log.exception("sidecar %s failed to spawn", handle.name)
@@ -190,6 +213,8 @@ class Sidecars:
 
     def tick(self) -> None:
         """Respawn the sidecars whose back-off has passed (main loop)."""
+        if self.deferred:
+            return
         now = time.monotonic()
         for handle in self.handles:
             if (
