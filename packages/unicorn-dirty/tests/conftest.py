@@ -33,3 +33,11 @@ def make_pool():
 @pytest.fixture
 def pool(make_pool) -> Pool:
     return make_pool()
+
+
+@pytest.fixture(scope="session")
+def shared_pool():
+    """One pool for the tests that leave it as they found it."""
+    pool = Pool([ECHO], 2)
+    yield pool
+    pool.stop()

@@ -50,7 +50,9 @@ def pid_gone(pid: int) -> bool:
 class Pool:
     """A running `unicorn-dirty` process and a client to it."""
 
-    def __init__(self, apps: list[str], workers: int = 2, args: list[str] | None = None) -> None:
+    def __init__(
+        self, apps: list[str], workers: int = 2, args: list[str] | None = None, ready: bool = True
+    ) -> None:
         self.dir = tempfile.mkdtemp(prefix="ud-")
         self.path = os.path.join(self.dir, "d.sock")
         self.log_path = os.path.join(self.dir, "log")
@@ -68,7 +70,8 @@ class Pool:
         cmd += ["--log-file", self.log_path, *(args or [])]
         self.proc = subprocess.Popen(cmd, env=child_env(), cwd=self.dir)
         self.client = DirtyClient(self.path)
-        self.wait_ready(workers)
+        if ready:
+            self.wait_ready(workers)
 
     @property
     def pid(self) -> int:

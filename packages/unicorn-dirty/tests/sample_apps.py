@@ -116,3 +116,10 @@ class PairApp(DirtyApp):
 class FailingInitApp(DirtyApp):
     def init(self) -> None:
         raise RuntimeError("cannot load model")
+
+
+class StashedApp(DirtyApp):
+    stashes = ["declared_a", "declared_b"]
+
+    def noop(self):
+        return None

@@ -25,53 +25,53 @@ from unicorn_dirty import (
 pytestmark = pytest.mark.timeout(30)
 
 
-def test_execute_returns_the_value_with_types_intact(pool):
-    assert pool.client.execute(ECHO, "echo", 1, "a", b"\x00b", None, x=2.5, y=[True]) == [
+def test_execute_returns_the_value_with_types_intact(shared_pool):
+    assert shared_pool.client.execute(ECHO, "echo", 1, "a", b"\x00b", None, x=2.5, y=[True]) == [
         [1, "a", b"\x00b", None],
         {"x": 2.5, "y": [True]},
     ]
 
 
-def test_app_exception_carries_remote_type_message_and_traceback(pool):
+def test_app_exception_carries_remote_type_message_and_traceback(shared_pool):
     with pytest.raises(DirtyAppError) as info:
-        pool.client.execute(ECHO, "boom", "kaput")
+        shared_pool.client.execute(ECHO, "boom", "kaput")
     err = info.value
     assert err.error_type == "ValueError"
     assert err.message == "kaput"
     assert "in boom" in err.traceback and "raise ValueError(message)" in err.traceback
-    # the pool is fine afterwards
-    assert pool.client.execute(ECHO, "noop") is None
+    # the shared_pool is fine afterwards
+    assert shared_pool.client.execute(ECHO, "noop") is None
 
 
 @pytest.mark.parametrize(
     "action", ["missing", "_private", "init", "close", "__call__", "__class__"]
 )
-def test_unknown_and_private_actions_name_the_app_and_action(pool, action):
+def test_unknown_and_private_actions_name_the_app_and_action(shared_pool, action):
     with pytest.raises(DirtyActionNotFoundError) as info:
-        pool.client.execute(ECHO, action)
+        shared_pool.client.execute(ECHO, action)
     assert "sample_apps:EchoApp" in str(info.value) and repr(action) in str(info.value)
 
 
-def test_unknown_app_is_reported_with_the_known_ones(pool):
-    with pytest.raises(DirtyAppNotFoundError, match="nope:App.*sample_apps:EchoApp"):
-        pool.client.execute("nope:App", "x")
+def test_unknown_app_is_reported_with_the_known_ones(shared_pool):
+    with pytest.raises(DirtyAppNotFoundError, match=r"nope:App.*sample_apps:EchoApp"):
+        shared_pool.client.execute("nope:App", "x")
 
 
-def test_unencodable_result_is_an_error_not_a_crash(pool):
+def test_unencodable_result_is_an_error_not_a_crash(shared_pool):
     with pytest.raises(DirtyAppError, match="not encodable"):
-        pool.client.execute(ECHO, "unencodable")
-    assert pool.client.execute(ECHO, "noop") is None
+        shared_pool.client.execute(ECHO, "unencodable")
+    assert shared_pool.client.execute(ECHO, "noop") is None
 
 
-def test_coroutine_actions_are_awaited(pool):
-    assert pool.client.execute(ECHO, "aadd", 2, 3) == 5
+def test_coroutine_actions_are_awaited(shared_pool):
+    assert shared_pool.client.execute(ECHO, "aadd", 2, 3) == 5
 
 
-def test_sync_generator_streams_chunks_as_produced(pool):
+def test_sync_generator_streams_chunks_as_produced(shared_pool):
     chunks = []
     first_at = None
     start = time.monotonic()
-    for chunk in pool.client.stream(ECHO, "count", 5, delay=0.2):
+    for chunk in shared_pool.client.stream(ECHO, "count", 5, delay=0.2):
         if first_at is None:
             first_at = time.monotonic() - start
         chunks.append(chunk)
@@ -80,29 +80,29 @@ def test_sync_generator_streams_chunks_as_produced(pool):
     assert first_at < 0.6
 
 
-def test_async_generator_streams_to_the_sync_client(pool):
-    assert list(pool.client.stream(ECHO, "acount", 3)) == [{"i": 0}, {"i": 1}, {"i": 2}]
+def test_async_generator_streams_to_the_sync_client(shared_pool):
+    assert list(shared_pool.client.stream(ECHO, "acount", 3)) == [{"i": 0}, {"i": 1}, {"i": 2}]
 
 
-def test_long_stream_passes_the_credit_window(pool):
-    assert list(pool.client.stream(ECHO, "count", 500)) == list(range(500))
+def test_long_stream_passes_the_credit_window(shared_pool):
+    assert list(shared_pool.client.stream(ECHO, "count", 500)) == list(range(500))
 
 
-def test_execute_on_a_stream_collects_its_chunks(pool):
-    assert pool.client.execute(ECHO, "count", 4) == [0, 1, 2, 3]
+def test_execute_on_a_stream_collects_its_chunks(shared_pool):
+    assert shared_pool.client.execute(ECHO, "count", 4) == [0, 1, 2, 3]
 
 
-def test_error_in_the_middle_of_a_stream_reaches_the_consumer(pool):
+def test_error_in_the_middle_of_a_stream_reaches_the_consumer(shared_pool):
     got = []
     with pytest.raises(DirtyAppError, match="mid-stream"):
-        for chunk in pool.client.stream(ECHO, "stream_then_fail"):
+        for chunk in shared_pool.client.stream(ECHO, "stream_then_fail"):
             got.append(chunk)
     assert got == [1]
 
 
-def test_async_client_execute_and_stream(pool):
+def test_async_client_execute_and_stream(shared_pool):
     async def main():
-        client = AsyncDirtyClient(pool.path)
+        client = AsyncDirtyClient(shared_pool.path)
         try:
             value = await client.execute_async(ECHO, "echo", b"raw", k="v")
             sync_chunks = [c async for c in client.stream_async(ECHO, "count", 3)]
@@ -119,9 +119,9 @@ def test_async_client_execute_and_stream(pool):
     assert async_chunks == [{"i": 0}, {"i": 1}]
 
 
-def test_async_calls_share_one_connection_and_run_on_all_workers(pool):
+def test_async_calls_share_one_connection_and_run_on_all_workers(shared_pool):
     async def main():
-        client = AsyncDirtyClient(pool.path)
+        client = AsyncDirtyClient(shared_pool.path)
         start = time.monotonic()
         results = await asyncio.gather(
             *[client.execute_async(ECHO, "sleep", 0.3) for _ in range(2)]
@@ -135,8 +135,8 @@ def test_async_calls_share_one_connection_and_run_on_all_workers(pool):
     assert elapsed < 0.55  # two workers ran them side by side
 
 
-def test_get_dirty_client_reads_the_socket_from_the_environment(pool, monkeypatch):
-    monkeypatch.setenv("UNICORN_DIRTY_SOCKET", pool.path)
+def test_get_dirty_client_reads_the_socket_from_the_environment(shared_pool, monkeypatch):
+    monkeypatch.setenv("UNICORN_DIRTY_SOCKET", shared_pool.path)
     client = get_dirty_client()
     assert client is get_dirty_client()  # cached per thread
     assert client.execute(ECHO, "noop") is None
@@ -163,8 +163,8 @@ def test_missing_socket_is_a_connection_error(tmp_path, monkeypatch):
         DirtyClient(str(tmp_path / "none.sock")).execute(ECHO, "noop")
 
 
-def test_socket_lives_in_a_private_file(pool):
-    assert os.stat(pool.path).st_mode & 0o777 == 0o600
+def test_socket_lives_in_a_private_file(shared_pool):
+    assert os.stat(shared_pool.path).st_mode & 0o777 == 0o600
 
 
 def test_term_stops_gracefully_and_removes_the_socket(pool):

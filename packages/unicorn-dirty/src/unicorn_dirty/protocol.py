@@ -261,7 +261,7 @@ def decode(data: bytes | memoryview) -> object:
 def _decode(v: memoryview, pos: int, depth: int) -> tuple[object, int]:
     tag = v[pos]
     pos += 1
-    if tag == T_STR or tag == T_BYTES:
+    if tag in (T_STR, T_BYTES):
         (n,) = _U32.unpack_from(v, pos)
         pos += 4
         stop = pos + n
@@ -280,7 +280,7 @@ def _decode(v: memoryview, pos: int, depth: int) -> tuple[object, int]:
         return False, pos
     if tag == T_FLOAT:
         return _F64.unpack_from(v, pos)[0], pos + 8
-    if tag == T_LIST or tag == T_TUPLE or tag == T_DICT:
+    if tag in (T_LIST, T_TUPLE, T_DICT):
         if depth >= MAX_DEPTH:
             raise CodecError("value nested too deeply")
         (n,) = _U32.unpack_from(v, pos)
