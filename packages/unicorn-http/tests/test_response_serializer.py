@@ -210,6 +210,19 @@ def test_http_1_0_without_length_ends_at_close():
     assert conn.next_event() == ConnectionClosed()
 
 
+def test_no_chunked_coding_to_an_http_1_0_client():
+    # RFC 9112 section 6.1: a server MUST NOT send Transfer-Encoding to an
+    # HTTP/1.0 request; a body the app asked to chunk ends at close instead.
+    conn = answering(b"GET", b"1.0", b"Connection: keep-alive")
+    out = conn.send_response(200, [(b"Transfer-Encoding", b"chunked"), (b"X-A", b"1")])
+    out += conn.send_data(b"stream") + conn.send_end()
+    _, lines, body = split(out)
+    assert b"transfer-encoding" not in names(lines) and b"X-A: 1" in lines
+    assert body == b"stream"
+    assert b"Connection: close" in lines
+    assert conn.our_state is MUST_CLOSE
+
+
 @pytest.mark.parametrize(
     ("method", "status"),
     [(b"HEAD", 200), (b"GET", 204), (b"GET", 304), (b"HEAD", 404)],

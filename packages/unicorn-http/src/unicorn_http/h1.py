@@ -800,12 +800,16 @@ class H1Connection:
         elif content_length is not None:
             framing = _LENGTH
             self._out_left = content_length
-        elif chunked:
+        elif chunked and http11:
             framing = _CHUNKED
         elif http11:
             framing = _CHUNKED
             out.append(b"Transfer-Encoding: chunked\r\n")
         else:
+            if chunked:
+                # RFC 9112 section 6.1: no Transfer-Encoding to an HTTP/1.0 client,
+                # which could not decode it; the body ends when we close instead.
+                out = [line for line in out if line[:18].lower() != b"transfer-encoding:"]
             framing = _UNTIL_CLOSE
             keep_alive = False
         self._framing = framing
