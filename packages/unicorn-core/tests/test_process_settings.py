@@ -138,3 +138,38 @@ def _is_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_workers_switch_user_and_group(start_server):
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch users")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody'")
+    server = start_server("-u", "nobody", "-g", str(nobody.pw_gid)).ready()
+    (worker,) = server.workers()
+    with open(f"/proc/{worker}/status") as f:
+        status = dict(line.split(":", 1) for line in f.read().splitlines())
+    assert status["Uid"].split()[0] == str(nobody.pw_uid)
+    assert status["Gid"].split()[0] == str(nobody.pw_gid)
+    with open(f"/proc/{server.pid}/status") as f:
+        assert "Uid:\t0\t" in f.read()  # the master keeps its user
+
+
+def test_logconfig_ini_file(start_server, tmp_path):
+    custom = tmp_path / "ini.log"
+    ini = tmp_path / "logging.ini"
+    ini.write_text(
+        "[loggers]\nkeys=root,error\n\n"
+        "[handlers]\nkeys=file\n\n"
+        "[formatters]\nkeys=plain\n\n"
+        "[logger_root]\nlevel=WARNING\nhandlers=\n\n"
+        "[logger_error]\nlevel=INFO\nhandlers=file\npropagate=0\nqualname=unicorn.error\n\n"
+        f"[handler_file]\nclass=FileHandler\nformatter=plain\nargs=({str(custom)!r},)\n\n"
+        "[formatter_plain]\nformat=INI %(message)s\n"
+    )
+    start_server("--log-config", str(ini))
+    wait_for(lambda: custom.exists() and "INI Listening at:" in custom.read_text(), 10, "ini log")

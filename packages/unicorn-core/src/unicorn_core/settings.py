@@ -279,6 +279,10 @@ class Registry:
         self._settings: dict[str, Setting] = {}
 
     def add(self, setting: Setting) -> None:
+        if setting.name in RESERVED_NAMES:
+            raise ConfigError(
+                f"{setting.owner}: a setting cannot be named {setting.name!r} (reserved by Config)"
+            )
         other = self._settings.get(setting.name)
         if other is not None:
             raise ConfigError(
@@ -367,13 +371,19 @@ class Config:
         object.__setattr__(self, "sources", {})
         object.__setattr__(self, "app_uri", None)
         object.__setattr__(self, "config_path", None)
+        # values also live in the instance dict: workers read settings on hot
+        # paths, and a plain attribute lookup is several times cheaper than
+        # going through __getattr__
+        self.__dict__.update(self._values)
         for key, value in (values or {}).items():
             self.set(key, value, "code")
 
     def set(self, name: str, value: Any, source: str) -> None:
         if name not in self.registry:
             raise ConfigError(f"unknown setting {name!r}")
-        self._values[name] = self.registry[name].validate(value)
+        value = self.registry[name].validate(value)
+        self._values[name] = value
+        self.__dict__[name] = value
         self.sources[name] = source
 
     def __getattr__(self, name: str) -> Any:
@@ -406,3 +416,10 @@ class Config:
             key, _, value = item.partition("=")
             out[key] = value
         return out
+
+
+#: names a setting may not take, as they would shadow Config's own members
+RESERVED_NAMES = frozenset(
+    {name for name in dir(Config) if not name.startswith("__")}
+    | {"registry", "sources", "app_uri", "config_path"}
+)
