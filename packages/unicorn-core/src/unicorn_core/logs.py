@@ -136,23 +136,36 @@ def _text(value: Any) -> str:
 
 
 def _pick_headers(headers: Any, wanted: frozenset[str]) -> dict[str, str]:
-    """One pass over (name, value) pairs keeping the wanted (lower-case) names."""
+    """One pass over (name, value) pairs keeping the wanted (lower-case) names.
+
+    Names may be ``bytes`` (as parsers give them) or ``str``; the wanted set
+    holds both spellings so neither is decoded unless it is kept.
+    """
     found: dict[str, str] = {}
     if headers is None:
         return found
     if isinstance(headers, Mapping):
         headers = headers.items()
     for name, value in headers:
-        key = _text(name).lower()
-        if key in wanted and key not in found:
-            found[key] = _text(value)
+        key = name.lower()
+        if key in wanted:
+            if key.__class__ is not str:
+                key = key.decode("latin-1")
+            if key not in found:
+                found[key] = value if value.__class__ is str else _text(value)
     return found
+
+
+def _both_spellings(names: set[str]) -> frozenset[Any]:
+    return frozenset(names) | frozenset(n.encode("latin-1") for n in names)
 
 
 def _environ_headers(environ: Mapping[str, Any] | None, wanted: frozenset[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     if environ:
         for name in wanted:
+            if name.__class__ is not str:
+                continue
             value = environ.get("HTTP_" + name.upper().replace("-", "_"))
             if value is not None:
                 found[name] = str(value)
@@ -239,8 +252,8 @@ def compile_access_format(fmt: str) -> AccessFormatter:
     body.append("    return " + (" + ".join(exprs) if exprs else "''"))
     namespace: dict[str, Any] = {
         "K": tuple(consts),
-        "REQ": frozenset(req_wanted),
-        "RESP": frozenset(resp_wanted),
+        "REQ": _both_spellings(req_wanted),
+        "RESP": _both_spellings(resp_wanted),
         "pick": _pick_headers,
         "env_headers": _environ_headers,
         "date": _request_date,
@@ -276,6 +289,25 @@ _ATOM_EXPR = {
 
 
 # --- the logger ------------------------------------------------------------------
+
+
+def _reopen_in_place(handler: logging.FileHandler) -> None:
+    """Reopen a log file under the same fd number (USR1 after rotation).
+
+    ``dup2`` swaps the file behind the descriptor atomically, so a thread
+    writing at that moment writes to the old or the new file, never to a
+    closed or reused descriptor.
+    """
+    stream = handler.stream
+    if stream is None:
+        handler.stream = handler._open()
+        return
+    stream.flush()
+    fd = os.open(handler.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.dup2(fd, stream.fileno())
+    finally:
+        os.close(fd)
 
 
 class Logger:
@@ -327,6 +359,15 @@ class Logger:
         self.access_enabled = bool(self.access_log.handlers) and self.access_log.isEnabledFor(
             logging.INFO
         )
+        # Without a logging config of the user's, the access log is only our
+        # handler: write each line to its fd in one system call (O_APPEND makes
+        # it atomic between threads and processes) instead of a logging record.
+        self._access_fd: int | None = None
+        if cfg.accesslog and not cfg.logconfig_dict and not cfg.logconfig:
+            try:
+                self._access_fd = self.access_log.handlers[-1].stream.fileno()  # type: ignore[attr-defined]
+            except (AttributeError, OSError, ValueError):
+                self._access_fd = None
         self._format = compile_access_format(cfg.access_log_format)
         if cfg.capture_output and cfg.errorlog != "-":
             self._capture_output()
@@ -363,9 +404,7 @@ class Logger:
             for handler in logger.handlers:
                 if isinstance(handler, logging.FileHandler):
                     with handler.lock:  # type: ignore[union-attr]
-                        if handler.stream:
-                            handler.stream.close()
-                        handler.stream = handler._open()
+                        _reopen_in_place(handler)
 
     # the error log
 
@@ -429,4 +468,10 @@ class Logger:
         except Exception:
             self.error_log.exception("Failed to format the access log line")
             return
-        self.access_log.info(line)
+        if self._access_fd is None:
+            self.access_log.info(line)
+            return
+        try:
+            os.write(self._access_fd, (line + "\n").encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass
