@@ -64,8 +64,19 @@ def test_dirty_timeout_setting_applies_without_a_per_call_timeout(make_pool):
     assert pool.client.execute(ECHO, "sleep", 0.1) == 0.1
 
 
-def test_queued_call_times_out_without_killing_anyone(make_pool):
+def warm_up(pool) -> None:
+    """Quick calls make the app's average duration short: the arbiter then prefetches."""
+    for _ in range(10):
+        pool.client.execute(ECHO, "noop")
+
+
+@pytest.mark.parametrize(
+    "prefetch", [False, True], ids=["queued in arbiter", "prefetched to worker"]
+)
+def test_queued_call_times_out_without_killing_anyone(make_pool, prefetch):
     pool = make_pool(workers=1)
+    if prefetch:
+        warm_up(pool)
     t, out = run_in_thread(DirtyClient(pool.path).execute, ECHO, "sleep", 0.8)
     pid = busy_worker(pool)["pid"]
     with pytest.raises(DirtyTimeoutError, match="waiting for a worker"):
@@ -100,6 +111,20 @@ def test_queued_calls_survive_the_death_of_the_busy_worker(make_pool):
     t2.join(10)
     assert isinstance(out1.get("error"), DirtyWorkerError)
     assert out2 == {"value": [["queued"], {}]}
+
+
+def test_prefetched_call_on_a_killed_worker_runs_on_its_replacement(make_pool):
+    pool = make_pool(workers=1)
+    warm_up(pool)
+    t1, out1 = run_in_thread(DirtyClient(pool.path).execute, ECHO, "sleep", 20)
+    victim = busy_worker(pool)["pid"]
+    t2, out2 = run_in_thread(DirtyClient(pool.path).execute, ECHO, "echo", "prefetched")
+    wait_for(lambda: pool.status()["workers"][0]["busy"] == 2, what="prefetched call")
+    os.kill(victim, signal.SIGKILL)
+    t1.join(10)
+    t2.join(10)
+    assert isinstance(out1.get("error"), DirtyWorkerError)
+    assert out2 == {"value": [["prefetched"], {}]}
 
 
 def test_ttin_and_ttou_change_the_worker_count(pool):

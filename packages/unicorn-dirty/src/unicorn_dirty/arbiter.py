@@ -77,6 +77,10 @@ ARBITER_SIGNALS = [
 ]
 
 QUEUED, RUNNING, DONE = 1, 2, 3
+# A worker may hold one call beyond its `dirty_threads`, waiting, when the calls
+# involved take less than this on average: the next call is then already there
+# when a slot frees, instead of one arbiter round trip later.
+PREFETCH_BELOW = 0.25
 _RECV = 262144
 
 
@@ -134,7 +138,18 @@ class _Worker(_Endpoint):
 
 
 class _Call:
-    __slots__ = ("app", "client", "deadline", "id", "payload", "rid", "state", "timeout", "worker")
+    __slots__ = (
+        "app",
+        "client",
+        "deadline",
+        "id",
+        "payload",
+        "rid",
+        "sent",
+        "state",
+        "timeout",
+        "worker",
+    )
 
     def __init__(
         self, client: _Client, rid: int, app: str, payload: bytes, timeout: float, ident: int
@@ -148,6 +163,7 @@ class _Call:
         self.id = ident
         self.state = QUEUED
         self.worker: _Worker | None = None
+        self.sent = 0.0
 
 
 class DirtyArbiter:
@@ -179,6 +195,7 @@ class DirtyArbiter:
         self.holders: dict[str, list[_Worker]] = {}
         self.queues: dict[str, deque[_Call]] = {}
         self.depth: dict[str, int] = {}
+        self.avg: dict[str, float] = {}  # moving average of call durations, per app
         self.stash = StashStore()
         self.stopping = ""  # "", "graceful", "fast"
         self.stop_deadline = 0.0
@@ -205,6 +222,7 @@ class DirtyArbiter:
             self.holders[spec.name] = []
             self.queues[spec.name] = deque()
             self.depth[spec.name] = 0
+            self.avg[spec.name] = PREFETCH_BELOW  # unknown: no prefetch until measured
             for table in spec.stashes:
                 self.stash.apply("ensure", (table,))
         if not self.specs:
@@ -450,9 +468,12 @@ class DirtyArbiter:
         client.calls[rid] = call
         heapq.heappush(self._timers, (call.deadline, call.id, call))
         best = None
+        limit = self.threads + 1 if self.avg[app] < PREFETCH_BELOW else self.threads
         for w in self.holders[app]:
             n = len(w.inflight)
-            if n < self.threads and w.ready and (best is None or n < len(best.inflight)):
+            if n < limit and w.ready and (best is None or n < len(best.inflight)):
+                if n >= self.threads and not self._short(w):
+                    continue
                 best = w
                 if n == 0:
                     break
@@ -475,10 +496,22 @@ class DirtyArbiter:
     def _dispatch(self, call: _Call, w: _Worker) -> None:
         call.state = RUNNING
         call.worker = w
+        call.sent = time.monotonic()
         w.inflight[call.id] = call
         payload = call.payload
-        call.payload = b""
         self._write(w, P.frame_header(P.REQUEST, call.id, len(payload)) + payload)
+
+    def _short(self, w: _Worker) -> bool:
+        """Whether every call on `w` is of an app whose calls are short (prefetch is safe)."""
+        avg = self.avg
+        return all(avg[c.app] < PREFETCH_BELOW for c in w.inflight.values())
+
+    def _started(self, call: _Call) -> bool:
+        """Whether the worker has started `call` (it runs its calls in dispatch order)."""
+        for i, ident in enumerate(call.worker.inflight):
+            if ident == call.id:
+                return i < self.threads
+        return True
 
     def _cancel(self, call: _Call) -> None:
         if call.state == QUEUED:
@@ -512,6 +545,8 @@ class DirtyArbiter:
         elif kind == P.RESULT or kind == P.END or kind == P.ERROR:
             call = w.inflight.pop(wid, None)
             if call is not None:
+                call.payload = b""
+                self.avg[call.app] += (time.monotonic() - call.sent - self.avg[call.app]) * 0.2
                 self._finish(call, kind, payload)
                 if w.retiring:
                     self._maybe_stop_retired(w)
@@ -538,7 +573,8 @@ class DirtyArbiter:
     def _fill(self, w: _Worker) -> None:
         if w.retiring or not w.ready or w.dead:
             return
-        while len(w.inflight) < self.threads:
+        threads = self.threads
+        while len(w.inflight) < threads + 1:
             best_q = None
             best_id = 0
             for app in w.apps:
@@ -549,7 +585,12 @@ class DirtyArbiter:
                     best_q, best_id = q, q[0].id
             if best_q is None:
                 return
-            call = best_q.popleft()
+            call = best_q[0]
+            if len(w.inflight) >= threads and not (
+                self.avg[call.app] < PREFETCH_BELOW and self._short(w)
+            ):
+                return
+            best_q.popleft()
             self.depth[call.app] -= 1
             self._dispatch(call, w)
 
@@ -623,14 +664,24 @@ class DirtyArbiter:
                 self.holders[app].remove(w)
         if not w.closed:
             self._close(w, reason)
-        for call in list(w.inflight.values()):
+        calls = list(w.inflight.values())
+        w.inflight.clear()
+        for call in reversed(
+            calls[self.threads :]
+        ):  # prefetched, never started: try again elsewhere
+            if call.state == RUNNING:
+                call.state = QUEUED
+                call.worker = None
+                self.queues[call.app].appendleft(call)
+                self.depth[call.app] += 1
+        for call in calls[: self.threads]:
+            why = w.killed or reason
             self._fail(
                 call,
                 DirtyWorkerError(
-                    f"dirty worker {w.pid} died ({w.killed or reason}) while running a call to {call.app}"
+                    f"dirty worker {w.pid} died ({why}) while running a call to {call.app}"
                 ),
             )
-        w.inflight.clear()
         if not w.ready and not w.retiring and not self.stopping:
             self._boot_failures += 1
             delay = min(0.1 * 2 ** min(self._boot_failures, 6), 5.0)
@@ -719,6 +770,9 @@ class DirtyArbiter:
                 self._reply_error(
                     call.client, call.rid, DirtyTimeoutError(msg + " waiting for a worker")
                 )
+            elif not self._started(call):
+                self._fail(call, DirtyTimeoutError(msg + " waiting for a worker"))
+                self._write(call.worker, P.frame(P.CANCEL, call.id))
             else:
                 w = call.worker
                 self._fail(call, DirtyTimeoutError(msg))

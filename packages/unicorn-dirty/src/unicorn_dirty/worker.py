@@ -235,6 +235,9 @@ class DirtyWorker:
                 self._calls.pop(call.id, None)
 
     def _run(self, call: _Call) -> None:
+        if call.cancelled:  # cancelled while it waited for a thread
+            self._send(P.END, call.id)
+            return
         token = _current.set(call)
         try:
             try:
