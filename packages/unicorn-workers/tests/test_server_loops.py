@@ -221,3 +221,61 @@ def test_gthread_bad_request_does_not_affect_other_connections(serve):
         assert data.startswith(b"HTTP/1.1 400")
         assert b"Content-Length" in data
         assert client.get(srv.url + "/b").text == "/b "
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    import shutil
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a test certificate")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=localhost", "-keyout", str(d / "k.pem"), "-out", str(d / "c.pem")),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return d / "c.pem", d / "k.pem"
+
+
+@pytest.mark.parametrize("kind", ["sync", "gthread"])
+def test_tls(h, tls_files, kind, tmp_path):
+    import ssl
+
+    cert, key = tls_files
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"z" * 300_000)
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        if environ["PATH_INFO"] == "/file":
+            return environ["wsgi.file_wrapper"](open(blob, "rb"))
+        return [environ["wsgi.url_scheme"].encode(), b" ", environ["wsgi.input"].read()]
+
+    lsock = listen()
+    control = Control(ssl_context=ctx)
+    settings = SimpleNamespace(timeout=5)
+    if kind == "sync":
+        server = SyncServer([lsock], WSGIConfig(app, settings, h.Log(), keepalive=False), control)
+    else:
+        server = ThreadedServer([lsock], WSGIConfig(app, settings, h.Log()), control, threads=2)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    url = "https://{}:{}".format(*lsock.getsockname())
+    try:
+        with httpx.Client(verify=False) as client:
+            for _ in range(3):
+                r = client.post(url + "/", content=b"secret")
+                assert r.text == "https secret"
+            assert client.get(url + "/file").content == b"z" * 300_000
+    finally:
+        control.stop()
+        thread.join(10)
+        lsock.close()
+        control.close()

@@ -177,7 +177,10 @@ class ThreadedServer:
                 return
             for fd, _ in events:
                 if fd in listeners:
-                    self._accept(fd)
+                    try:
+                        self._accept(fd)
+                    except Exception:
+                        self.config.log.exception("Error accepting connections")
                     continue
                 with lock:
                     conn = conns.get(fd)
@@ -228,12 +231,14 @@ class ThreadedServer:
                 self.conns[fd] = conn
             # Clients usually send the request right after connecting: serve it now
             # rather than after a round through the poller.
-            try:
-                data = client.recv(RECV_SIZE, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                data = None
-            except OSError:
-                data = b""
+            data = None
+            if not is_ssl:
+                try:
+                    data = client.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError:
+                    data = b""
             if data is None:
                 with self.lock:
                     conn.idle = True
