@@ -21,9 +21,10 @@ TOKEN_RE = re.compile(TOKEN)
 # with SP and HTAB allowed inside. Everything else (NUL, CR, LF, the other
 # controls, DEL) is forbidden in a value.
 FIELD_VALUE_BYTES = bytes([9, *range(0x20, 0x7F), *range(0x80, 0x100)])
-# FIELD_VALUE_BYTES but the colon: deleting these from a header block leaves
-# its skeleton of colons and line ends (see H1Connection._parse_fields).
-FIELD_SKELETON_DELETE = FIELD_VALUE_BYTES.replace(b":", b"")
+# A translation table sending every byte that may not stand in a field value
+# (controls but HTAB, DEL; CR and LF too) to NUL and every other byte to
+# itself. See H1Connection._parse_field_lines.
+FIELD_CLASSES = bytes(b if b in FIELD_VALUE_BYTES else 0 for b in range(256))
 
 # RFC 9112 section 3.2 / RFC 3986: the request-target is made of URI characters.
 # We accept VCHAR and obs-text (bytes >= 0x80, which real clients send raw in

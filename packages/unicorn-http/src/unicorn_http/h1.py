@@ -15,7 +15,7 @@ machines, one per direction, and couples them at the end of each exchange:
 CRLF after data, trailers) or, after the response ended early, *draining*
 (the rest of an unread request body is read and thrown away so the next
 request can be parsed). Each reader is a bound method kept in
-``self._reader``; a transition is an assignment, so the hot path never walks
+``self.next_event``; a transition is an assignment, so the hot path never walks
 an if-chain to find its state.
 
 When our side reaches DONE the exchange is over: if both ends want to keep
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from email.utils import formatdate
 from itertools import repeat
 from operator import itemgetter
@@ -61,13 +62,12 @@ from .events import (
 from .grammar import (
     CHUNK_SIZE_RE,
     CONTENT_LENGTH_MAX_DIGITS,
-    FIELD_SKELETON_DELETE,
+    FIELD_CLASSES,
     FIELD_VALUE_BYTES,
     FORBIDDEN_TRAILERS,
     HOST_RE,
     HTTP_VERSION_RE,
     REASONS,
-    TARGET_BYTES,
     TCHAR,
 )
 
@@ -94,6 +94,7 @@ ERROR = "ERROR"
 
 _first = itemgetter(0)
 _COLONS = repeat(b":")
+_COLON_SPACES = repeat(b": ")
 
 _KNOWN_METHODS = frozenset(
     (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"CONNECT", b"TRACE")
@@ -156,6 +157,11 @@ class H1Connection:
     to write. Limits follow gunicorn's setting names; 0 means unlimited.
     """
 
+    #: ``next_event() -> Request | Data | EndOfMessage | ConnectionClosed | NEED_DATA | PAUSED``:
+    #: the next request event; raises ``RemoteProtocolError``. It is rebound to the
+    #: reader of the current state at each transition.
+    next_event: Callable[[], Event | object]
+
     def __init__(
         self,
         *,
@@ -194,7 +200,7 @@ class H1Connection:
         self._scan = 0
         self.their_state = IDLE
         self.our_state = IDLE
-        self._reader = self._read_head
+        self.next_event = self._read_head
         #: the request being answered (None before the first head)
         self.request: Request | None = None
         self._body_left = 0
@@ -227,10 +233,6 @@ class H1Connection:
         else:
             self._eof = True
 
-    def next_event(self) -> Event | object:
-        """The next request event, ``NEED_DATA`` or ``PAUSED``. Raises ``RemoteProtocolError``."""
-        return self._reader()
-
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """Bytes received past the end of what was parsed (after a protocol switch), and EOF."""
@@ -246,7 +248,7 @@ class H1Connection:
 
     def _fail(self, reason: str, status: int = 400) -> RemoteProtocolError:
         self.their_state = ERROR
-        self._reader = self._read_error
+        self.next_event = self._read_error
         self._error = RemoteProtocolError(reason, status)
         return self._error
 
@@ -268,6 +270,8 @@ class H1Connection:
             buf = self._join()
         end = buf.find(b"\r\n\r\n", self._scan)
         if end < 0:
+            if not buf and not self._eof:
+                return NEED_DATA
             return self._head_incomplete(buf)
         if buf[:2] == _CRLF:
             # RFC 9112 section 2.2: ignore empty lines received before the request-line.
@@ -292,12 +296,12 @@ class H1Connection:
         if req.chunked:
             self._body_seen = 0
             self._ext_seen = 0
-            self._reader = self._read_chunk_size
+            self.next_event = self._read_chunk_size
         elif req.content_length:
             self._body_left = req.content_length
-            self._reader = self._read_length
+            self.next_event = self._read_length
         else:
-            self._reader = self._read_bodyless_end
+            self.next_event = self._read_bodyless_end
         return req
 
     def _head_incomplete(self, buf: bytes) -> object:
@@ -318,7 +322,7 @@ class H1Connection:
         if self._eof:
             if not buf.strip(b"\r\n"):
                 self.their_state = CLOSED
-                self._reader = self._read_closed
+                self.next_event = self._read_closed
                 return _CLOSED_EVENT
             raise self._fail("connection closed in the middle of a request head")
         # The terminator may straddle the next read: rescan only the last three bytes.
@@ -326,13 +330,8 @@ class H1Connection:
         return NEED_DATA
 
     def _parse_head(self, head: bytes) -> Request:
-        le = head.find(b"\r\n")
-        if le < 0:
-            line = head
-            block = b""
-        else:
-            line = head[:le]
-            block = head[le + 2 :]
+        lines = head.split(b"\r\n")
+        line = lines[0]
         if len(line) > self.limit_request_line:
             raise self._fail(
                 f"request line longer than limit_request_line ({self.limit_request_line} bytes)",
@@ -354,7 +353,8 @@ class H1Connection:
             raise self._fail("malformed HTTP version in request line")
         if method not in _KNOWN_METHODS and (not method or method.translate(None, TCHAR)):
             raise self._fail("request method is not a token (RFC 9110 section 9.1)")
-        if not target or target.translate(None, TARGET_BYTES):
+        if not target or b"\t" in target:
+            # Control bytes and DEL anywhere in the head are caught by the skeleton check below.
             raise self._fail("request target is empty or holds control or space bytes")
 
         # RFC 9112 section 3.2: the four forms of request-target.
@@ -388,7 +388,12 @@ class H1Connection:
             if not path:
                 path = b"/"
 
-        headers = self._parse_fields(block) if block else []
+        if len(lines) > 1:
+            headers = self._parse_field_lines(lines[1:], head, True)
+        else:
+            if head.translate(None, FIELD_VALUE_BYTES):
+                raise self._fail("control byte in the request line (RFC 9112 section 3)")
+            headers = []
 
         keep_alive = http_version == b"1.1"
         content_length = None
@@ -463,7 +468,9 @@ class H1Connection:
         if content_length is not None and content_length > self.max_body_size:
             raise self._fail(f"request body over the limit of {self.max_body_size} bytes", 413)
 
-        if connection:
+        if connection == b"keep-alive" and upgrade is None:
+            keep_alive = True
+        elif connection:
             tokens = [t.strip(b" \t") for t in connection.split(b",")]
             if b"close" in tokens:
                 keep_alive = False
@@ -490,36 +497,54 @@ class H1Connection:
         )
 
     def _parse_fields(self, block: bytes) -> Headers:
-        """Split and check a field block (RFC 9112 section 5) in a handful of C-level passes.
+        """Split and check a field block (a trailer section)."""
+        return self._parse_field_lines(block.split(b"\r\n"), block, False)
 
-        Deleting every byte a field value may hold, except the colon, leaves the
-        block's *skeleton*: its colons and line ends. A clean block's skeleton is,
-        per line, one or more colons and a CRLF; anything else (a control byte, a
-        bare CR or LF, a line without a colon) shows there at once.
+    def _parse_field_lines(
+        self, lines: list[bytes], text: bytes, after_request_line: bool
+    ) -> Headers:
+        """Check field lines (RFC 9112 section 5) in a handful of C-level passes.
+
+        ``text`` is what the lines were split from, with the request line in
+        front when ``after_request_line``. ``FIELD_CLASSES`` maps every byte that
+        may not stand in a field value (controls, DEL, CR, LF) to NUL, so in a
+        clean head the NULs are exactly the CRLFs the split consumed: one count
+        finds a control byte, a bare CR and a bare LF alike. Lines are split at
+        ": " first, which leaves most values needing no strip (and so no copy);
+        a line that does not fit that mould sends the block down the general
+        path, which splits at ":" and strips.
         """
-        lines = block.split(b"\r\n")
         count = len(lines)
         if count > self.limit_request_fields:
             raise self._fail(
                 f"more than limit_request_fields ({self.limit_request_fields}) header fields", 431
             )
         limit = self.limit_request_field_size
-        if len(block) > limit and max(map(len, lines)) > limit:
+        if len(text) > limit and max(map(len, lines)) > limit:
             raise self._fail(
                 f"a header field is longer than limit_request_field_size ({limit} bytes)", 431
             )
-        skeleton = block.translate(None, FIELD_SKELETON_DELETE)
-        headers = [
-            (name.lower(), value.strip()) for name, _, value in map(bytes.partition, lines, _COLONS)
-        ]
+        if text.translate(FIELD_CLASSES).count(0) != 2 * (count - 1 + after_request_line):
+            if after_request_line and text[: text.find(b"\r\n")].translate(None, FIELD_VALUE_BYTES):
+                raise self._fail("control byte in the request line (RFC 9112 section 3)")
+            raise self._fail(self._explain_fields(lines))
+        pairs = list(map(bytes.partition, lines, _COLON_SPACES))
+        # Joined with "-", an empty name shows as a leading, trailing or doubled "-".
+        names = b"-".join(map(_first, pairs))
         if (
-            skeleton.replace(b":", b"") != _CRLF * (count - 1)
-            or skeleton[:1] != b":"
-            or skeleton[-1:] != b":"
-            or b"\n\r" in skeleton
-            or b"".join(map(_first, headers)).translate(None, TCHAR)
-            or not all(map(_first, headers))
+            names[:1] == b"-"
+            or names[-1:] == b"-"
+            or b"--" in names
+            or not names.replace(b"-", b"").isalnum()
         ):
+            # General path: no space after a colon, a rarer token character, or an error.
+            pairs = list(map(bytes.partition, lines, _COLONS))
+            names = b"".join(map(_first, pairs))
+            if names.translate(None, TCHAR) or not all(map(_first, pairs)):
+                raise self._fail(self._explain_fields(lines))
+        # A line without a colon has no separator: it drops out here and the count tells.
+        headers = [(name.lower(), value.strip()) for name, sep, value in pairs if sep]
+        if len(headers) != count:
             raise self._fail(self._explain_fields(lines))
         return headers
 
@@ -571,7 +596,7 @@ class H1Connection:
         left -= len(chunk)
         self._body_left = left
         if not left:
-            self._reader = self._read_length_end
+            self.next_event = self._read_length_end
         if self._draining:
             return self._drain(chunk)
         return Data(chunk)
@@ -604,13 +629,13 @@ class H1Connection:
         size = int(m.group(1), 16)
         self._buf = buf[i + 2 :]
         if size == 0:
-            self._reader = self._read_trailers
-            return self._reader()
+            self.next_event = self._read_trailers
+            return self.next_event()
         self._body_seen += size
         if self._body_seen > self.max_body_size:
             raise self._fail(f"request body over the limit of {self.max_body_size} bytes", 413)
         self._body_left = size
-        self._reader = self._read_chunk_data
+        self.next_event = self._read_chunk_data
         return self._read_chunk_data()
 
     def _read_chunk_data(self) -> Event | object:
@@ -632,7 +657,7 @@ class H1Connection:
         left -= len(chunk)
         self._body_left = left
         if not left:
-            self._reader = self._read_chunk_crlf
+            self.next_event = self._read_chunk_crlf
         if self._draining:
             return self._drain(chunk)
         return Data(chunk)
@@ -650,7 +675,7 @@ class H1Connection:
         if buf[:2] != _CRLF:
             raise self._fail("chunk data not followed by CRLF (RFC 9112 section 7.1)")
         self._buf = buf[2:]
-        self._reader = self._read_chunk_size
+        self.next_event = self._read_chunk_size
         return self._read_chunk_size()
 
     def _read_trailers(self) -> Event | object:
@@ -698,7 +723,7 @@ class H1Connection:
         self._in_drain = True
         try:
             while True:
-                event = self._reader()
+                event = self.next_event()
                 if event is not _REDRAIN:
                     # NEED_DATA, ConnectionClosed, or the drained request's end. The end
                     # is reported whether or not it arrives in this call, so that any
@@ -718,14 +743,14 @@ class H1Connection:
                 # its end was read): the caller gets this end, then the next head.
                 return
         elif self.our_state is MUST_CLOSE:
-            self._reader = self._read_closed
+            self.next_event = self._read_closed
         else:
-            self._reader = self._read_after_request
+            self.next_event = self._read_after_request
 
     def _read_after_request(self) -> Event | object:
         if self.our_state is DONE:
             self._start_next_cycle()
-            return self._reader()
+            return self.next_event()
         return PAUSED
 
     # ---------------------------------------------------------------- output
@@ -793,7 +818,12 @@ class H1Connection:
                     add_server = False
             out.append(name + b": " + value + _CRLF)
 
-        if head_request or status == 204 or status == 304 or (req is not None and req.method == b"CONNECT" and status < 300):
+        if (
+            head_request
+            or status == 204
+            or status == 304
+            or (req is not None and req.method == b"CONNECT" and status < 300)
+        ):
             framing = _NO_BODY
         elif chunked and content_length is not None:
             raise LocalProtocolError("both Content-Length and Transfer-Encoding in a response")
@@ -867,7 +897,7 @@ class H1Connection:
     def _switch(self) -> None:
         self.our_state = SWITCHED
         self.their_state = SWITCHED
-        self._reader = self._read_paused
+        self.next_event = self._read_paused
 
     def send_data(self, data: bytes) -> bytes:
         """Frame a piece of the response body (chunked, length-checked, or dropped for HEAD)."""
@@ -964,7 +994,7 @@ class H1Connection:
     def _to_must_close(self) -> None:
         self.our_state = MUST_CLOSE
         if self.their_state is not ERROR:
-            self._reader = self._read_closed
+            self.next_event = self._read_closed
 
     def start_next_cycle(self) -> None:
         """Go on to the next request without answering this one.
@@ -981,7 +1011,7 @@ class H1Connection:
     def _start_next_cycle(self) -> None:
         self.their_state = IDLE
         self.our_state = IDLE
-        self._reader = self._read_head
+        self.next_event = self._read_head
         self._framing = _NO_BODY
         self._body_left = 0
         self.request = None
