@@ -50,3 +50,26 @@ def test_extra_files_are_watched(start_server, tmp_path):
     os.utime(extra, (later, later))
     server.wait_log("template.html modified")
     server.wait_replaced(1, {old})
+
+
+def test_broken_app_waits_for_a_fix_instead_of_stopping(start_server, tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    module = code / "fixme_app.py"
+    module.write_text("def app(path):\n    return 'ok'\ndef broken(:\n")
+    server = start_server(
+        "--reload", "--reload-engine", "poll", "--pythonpath", str(code), app="fixme_app:app"
+    )
+    server.wait_log(r"Failed to load the application: .*SyntaxError.*fixme_app.py:3.*waiting")
+    assert server.proc.poll() is None
+    module.write_text("def app(path):\n    return 'fixed'\n")
+    later = time.time() + 5
+    os.utime(module, (later, later))
+
+    def fixed():
+        try:
+            return server.get()[2].endswith("app=fixed")
+        except OSError:
+            return False
+
+    wait_for(fixed, 15, "the fixed app")

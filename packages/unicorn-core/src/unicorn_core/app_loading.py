@@ -109,6 +109,11 @@ def import_app(uri: str) -> Any:
         raise AppImportError(
             f"importing {spec.module!r} failed: {type(exc).__name__}: {exc}"
         ) from exc
+    except SyntaxError as exc:
+        raise AppImportError(
+            f"importing {spec.module!r} failed: SyntaxError: {exc.msg} "
+            f"({exc.filename}:{exc.lineno})"
+        ) from exc
     except Exception as exc:
         last = traceback.extract_tb(exc.__traceback__)[-1]
         raise AppImportError(

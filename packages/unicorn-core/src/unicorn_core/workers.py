@@ -26,13 +26,15 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import random
+import select
 import signal
 import socket
 import ssl
 import sys
+import traceback
 from typing import Any
 
-from unicorn_core.errors import ConfigError
+from unicorn_core.errors import AppImportError, ConfigError
 from unicorn_core.heartbeat import Heartbeat
 from unicorn_core.hooks import is_default_hook
 from unicorn_core.process import drop_privileges, set_parent_death_signal, set_process_title
@@ -287,13 +289,39 @@ class Worker:
             self.reloader = make_reloader(
                 self.cfg.reload_engine, self.cfg.reload_extra_files, self.on_source_change
             )
-        self.load_app()
+        try:
+            self.load_app()
+        except AppImportError as exc:
+            if self.reloader is None:
+                raise
+            self._wait_for_a_fix(exc)
+            return
         if self.reloader is not None:
             self.reloader.start()
         self.cfg.post_worker_init(self)
         self.booted = True
         self.notify()
         self.run()
+
+    def _wait_for_a_fix(self, exc: AppImportError) -> None:
+        """With ``reload``, a broken application does not stop the server: the
+        worker watches the files involved and exits (to be replaced) once one
+        changes, as a developer fixing the error expects."""
+        files = {frame.filename for frame in traceback.extract_tb(exc.__traceback__)}
+        cause = exc.__cause__
+        while cause is not None:
+            files |= {frame.filename for frame in traceback.extract_tb(cause.__traceback__)}
+            if isinstance(cause, SyntaxError) and cause.filename:
+                files.add(cause.filename)
+            cause = cause.__cause__
+        self.reloader.extra_files |= {os.path.abspath(f) for f in files if os.path.exists(f)}
+        self.reloader.start()  # watching before we say so: no change is missed
+        self.log.error("Failed to load the application: %s; waiting for a change", exc)
+        self.booted = True
+        while self.alive and self.is_parent_alive():
+            self.notify()
+            select.select([self._wakeup_r], [], [], self.notify_interval)
+            self.drain_wakeup()
 
     def init_signals(self) -> None:
         """Install the worker's handlers; subclasses running an event loop may
