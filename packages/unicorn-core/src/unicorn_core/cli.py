@@ -48,7 +48,13 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--version", action="store_true", help="Print the versions installed and exit."
     )
-    parser.add_argument("app_module", nargs="?", metavar="APP_MODULE", default=argparse.SUPPRESS)
+    parser.add_argument(
+        "app_module",
+        nargs="?",
+        metavar="APP_MODULE",
+        default=argparse.SUPPRESS,
+        help="The application: MODULE:ATTR, MODULE:FACTORY() or MODULE:FACTORY(literal args).",
+    )
     for section, settings in registry.sections().items():
         flagged = [s for s in settings if s.cli]
         if not flagged:

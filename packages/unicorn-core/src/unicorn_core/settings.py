@@ -260,9 +260,13 @@ class Setting:
                 raise ValueError(f"it cannot be called with {self.arity} argument(s)")
             return value
         if t == "choice":
-            if value not in self.choices:
-                raise ValueError("")
-            return value
+            if value in self.choices:
+                return value
+            if isinstance(value, str):  # "INFO" for "info", as gunicorn accepts
+                for choice in self.choices:
+                    if isinstance(choice, str) and choice.lower() == value.lower():
+                        return choice
+            raise ValueError("")
         raise AssertionError(t)  # pragma: no cover
 
 
