@@ -212,3 +212,36 @@ def test_gthread_slow_request_does_not_hold_others(servers):
         assert slow.is_alive()  # answered while the slow request still runs
     finally:
         slow.join()
+
+
+HOOKS_CONF = """
+def pre_request(worker, req):
+    worker.log.info("pre_request %s %s", req.method, req.path)
+
+
+def post_request(worker, req, environ, resp):
+    worker.log.info("post_request %s %s %d", req.uri, resp.status, resp.sent)
+"""
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_access_log_and_request_hooks(tmp_path, worker):
+    conf = tmp_path / "hooks.conf.py"
+    conf.write_text(HOOKS_CONF)
+    access = tmp_path / "access.log"
+    srv = Unicorn(
+        tmp_path, ROUTES, *WORKERS[worker], "-c", str(conf), "--access-logfile", str(access)
+    )
+    try:
+        r = httpx.get(
+            srv.url + "/path?q=1", headers={"User-Agent": "agent/1", "Referer": "http://r/"}
+        )
+        assert r.status_code == 200
+        wait_for(lambda: "/path?q=1" in access.read_text(), what="the access log line")
+        line = next(ln for ln in access.read_text().splitlines() if "/path?q=1" in ln)
+        assert line.startswith("127.0.0.1 - - [")
+        assert line.endswith('"GET /path?q=1 HTTP/1.1" 200 8 "http://r/" "agent/1"')
+        srv.wait_log("pre_request GET /path")
+        srv.wait_log("post_request /path?q=1 200 OK 8")
+    finally:
+        srv.stop()
