@@ -58,6 +58,7 @@ class EchoApp(DirtyApp):
 
     def cooperative(self, marker: str, seconds: float = 10.0):
         """Loops until cancelled, then leaves a mark the test can see."""
+        stash.put("marks", marker, "running")
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             if is_cancelled():
@@ -86,6 +87,7 @@ class EchoApp(DirtyApp):
             stash.put("marks", marker, "closed")
 
     async def await_forever(self, marker: str):
+        stash.put("marks", marker, "running")
         try:
             await asyncio.sleep(60)
         except asyncio.CancelledError:

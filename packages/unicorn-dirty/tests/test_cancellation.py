@@ -52,7 +52,7 @@ def test_cancelling_the_awaiting_task_cancels_the_coroutine(shared_pool, marks):
     async def main():
         client = AsyncDirtyClient(shared_pool.path)
         task = asyncio.create_task(client.execute_async(ECHO, "await_forever", "coro"))
-        while all_idle(shared_pool):
+        while marks("coro") != "running":
             await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -63,13 +63,14 @@ def test_cancelling_the_awaiting_task_cancels_the_coroutine(shared_pool, marks):
 
     asyncio.run(main())
     wait_for(lambda: marks("coro") == "cancelled", what="coroutine cancellation")
+    wait_for(lambda: all_idle(shared_pool), what="slot freed")
 
 
 def test_cancelled_async_caller_tells_a_sync_action_through_is_cancelled(shared_pool, marks):
     async def main():
         client = AsyncDirtyClient(shared_pool.path)
         task = asyncio.create_task(client.execute_async(ECHO, "cooperative", "coop"))
-        while all_idle(shared_pool):
+        while marks("coop") != "running":
             await asyncio.sleep(0.01)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -77,13 +78,14 @@ def test_cancelled_async_caller_tells_a_sync_action_through_is_cancelled(shared_
 
     asyncio.run(main())
     wait_for(lambda: marks("coop") == "cancelled", what="cooperative cancel")
+    wait_for(lambda: all_idle(shared_pool), what="slot freed")
 
 
 def test_a_disconnected_caller_cancels_its_running_call(shared_pool, marks):
     sock = socket.socket(socket.AF_UNIX)
     sock.connect(shared_pool.path)
     sock.sendall(P.frame(P.REQUEST, 1, P.encode_request(ECHO, "cooperative", ("gone",), {}, None)))
-    wait_for(lambda: not all_idle(shared_pool), what="call to start")
+    wait_for(lambda: marks("gone") == "running", what="call to start")
     sock.close()
     wait_for(lambda: marks("gone") == "cancelled", what="cancel after disconnect")
     wait_for(lambda: all_idle(shared_pool), what="slot freed")
