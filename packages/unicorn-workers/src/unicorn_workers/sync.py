@@ -125,6 +125,9 @@ class SyncServer:
             if req is not None:
                 conn.handle(req)  # type: ignore[arg-type]
                 self.control.handled_request()
+        except Exception:
+            # A fault of ours must cost one connection, not the worker.
+            config.log.exception("Error serving a connection")
         finally:
             conn.close()
 
