@@ -86,9 +86,7 @@ def test_disabled_sidecar_is_not_started(plugin_path, start_server, tmp_path):
     assert len(server.workers()) == 1
 
 
-def test_usr2_new_master_takes_over_the_sidecar_after_the_old_one_exits(
-    plugin_path, start_server, tmp_path
-):
+def test_usr2_new_master_runs_its_own_sidecar(plugin_path, start_server, tmp_path):
     traces = tmp_path / "traces"
     traces.mkdir()
     pidfile = tmp_path / "m.pid"
@@ -109,12 +107,37 @@ def test_usr2_new_master_takes_over_the_sidecar_after_the_old_one_exits(
     second = tmp_path / "m.pid.2"
     new_master = int(wait_for(lambda: second.exists() and second.read_text().strip(), 10, ".2"))
     try:
-        server.wait_workers(1, pid=new_master)  # an HTTP worker, no sidecar yet
-        assert sidecars() == {old_sidecar}
+        new_sidecar = wait_for(lambda: sidecars() - {old_sidecar}, 10, "the new sidecar").pop()
+        assert new_sidecar in server.workers(new_master)
+        assert old_sidecar in server.workers()
         server.signal(signal.SIGTERM)
         assert server.wait_exit() == 0
-        new_sidecar = wait_for(lambda: sidecars() - {old_sidecar}, 10, "the new sidecar").pop()
+        assert not os.path.exists(f"/proc/{old_sidecar}")
+        assert (traces / "events").read_text().splitlines() == ["cleanup"]
         assert new_sidecar in server.workers(new_master)
     finally:
         os.kill(new_master, signal.SIGTERM)
     wait_for(lambda: not os.path.exists(f"/proc/{new_master}"), 10, "the new master to exit")
+
+
+def test_hup_starts_and_stops_sidecars_as_enabled_changes(plugin_path, start_server, tmp_path):
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    conf = tmp_path / "unicorn.conf.py"
+    conf.write_text(f"fake_sidecar = False\nfake_dir = {str(traces)!r}\n")
+    server = start_server("-c", str(conf), env={"PYTHONPATH": plugin_path}).ready()
+
+    def sidecars():
+        return {int(p.name.split("-")[1]) for p in traces.glob("sidecar-*")}
+
+    assert not sidecars()
+    conf.write_text(f"fake_sidecar = True\nfake_dir = {str(traces)!r}\n")
+    server.signal(signal.SIGHUP)
+    (sidecar,) = wait_for(sidecars, 10, "the sidecar after HUP")
+    assert sidecar in server.workers()
+    conf.write_text(f"fake_sidecar = False\nfake_dir = {str(traces)!r}\n")
+    server.signal(signal.SIGHUP)
+    server.wait_log(rf"Stopping sidecar fake \(pid: {sidecar}\): disabled")
+    wait_for(lambda: (traces / "events").exists(), 10, "cleanup")
+    assert (traces / "events").read_text().splitlines() == ["cleanup"]
+    assert sidecar not in server.workers()

@@ -207,7 +207,7 @@ class Arbiter:
         )
         self.log.info("Using worker: %s", self.cfg.worker_class)
         self.running = True
-        self.sidecars.start(defer=bool(self.master_pid))
+        self.sidecars.start()
         self.cfg.when_ready(self)
         sd_notify("READY=1")
 
@@ -462,7 +462,6 @@ class Arbiter:
         if self.pidfile is not None and self.cfg.pidfile:
             self.pidfile.rename(self.cfg.pidfile)
         set_process_title(f"master [{self.proc_name}]")
-        self.sidecars.promote()
 
     # --- workers -------------------------------------------------------------------------
 

@@ -5,9 +5,8 @@ instantiated once as ``Sidecar(cfg, log)``; it has ``name``, ``enabled()``,
 ``worker_env()``, ``spawn() -> pid`` and ``cleanup()``. The arbiter
 
 * spawns every enabled sidecar at start, before the first HTTP worker forks,
-  and passes ``worker_env()`` to every HTTP worker it forks; a new master
-  started by USR2 reuses the old master's sidecars (same ``worker_env()``)
-  and spawns its own only once the old master has exited;
+  and passes ``worker_env()`` to every HTTP worker it forks (a new master
+  started by USR2 runs its own sidecars for its own workers);
 * asks ``enabled()`` again on HUP, starting a sidecar that became enabled and
   stopping (TERM) one that no longer is; HUP, USR1, TTIN and TTOU sent to the
   master are *not* forwarded (send them to the sidecar's pid directly);
@@ -63,13 +62,24 @@ class ConfigView:
 
 
 class _Handle:
-    __slots__ = ("backoff", "env", "next_spawn", "pid", "sidecar", "started", "stopping", "wanted")
+    __slots__ = (
+        "backoff",
+        "env",
+        "next_spawn",
+        "pid",
+        "sidecar",
+        "started",
+        "stop_requested",
+        "stopping",
+        "wanted",
+    )
 
     def __init__(self, sidecar: Any) -> None:
         self.sidecar = sidecar
         self.pid = 0
         self.wanted = False
         self.stopping = False
+        self.stop_requested = 0.0
         self.started = 0.0
         self.next_spawn = 0.0
         self.env: dict[str, str] = {}
@@ -95,7 +105,6 @@ class Sidecars:
                     raise ConfigError(
                         f"sidecar {ep.name!r} failed to import: {type(exc).__name__}: {exc}"
                     ) from None
-        self.deferred = False
         self.handles: list[_Handle] = []
         for cls in classes:
             try:
@@ -114,24 +123,14 @@ class Sidecars:
             self.log.exception("sidecar %s: enabled() failed; treating it as disabled", handle.name)
             return False
 
-    def start(self, defer: bool = False) -> None:
-        """Spawn every enabled sidecar. With ``defer`` (a new master during a
-        USR2 upgrade, while the old master's sidecars still run) only their
-        ``worker_env()`` is taken; they are spawned by :meth:`promote`."""
-        self.deferred = defer
+    def start(self) -> None:
+        """Spawn every enabled sidecar (a new master started by USR2 spawns its
+        own: each sidecar instance owns its sockets, so the old master's
+        workers keep theirs until the old master stops)."""
         for handle in self.handles:
             if self._enabled(handle):
                 handle.wanted = True
-                if defer:
-                    handle.env = self._env_of(handle)
-                else:
-                    self._spawn(handle)
-
-    def promote(self) -> None:
-        """The old master is gone: start the sidecars that were deferred."""
-        if self.deferred:
-            self.deferred = False
-            self.tick()
+                self._spawn(handle)
 
     def _env_of(self, handle: _Handle) -> dict[str, str]:
         try:
@@ -147,7 +146,7 @@ class Sidecars:
             if enabled and not handle.wanted:
                 handle.wanted = True
                 handle.stopping = False
-                if not handle.pid and not self.deferred:
+                if not handle.pid:
                     self._spawn(handle)
             elif not enabled and handle.wanted:
                 handle.wanted = False
@@ -156,6 +155,7 @@ class Sidecars:
                         "Stopping sidecar %s (pid: %s): disabled", handle.name, handle.pid
                     )
                     handle.stopping = True
+                    handle.stop_requested = time.monotonic()
                     self._signal(handle, signal.SIGTERM)
 
     def worker_env(self) -> dict[str, str]:
@@ -193,6 +193,7 @@ class Sidecars:
             if handle.pid != pid:
                 continue
             handle.pid = 0
+            handle.stop_requested = 0.0
             code = os.waitstatus_to_exitcode(status)
             if running and handle.wanted and not handle.stopping:
                 delay = handle.backoff.exited(time.monotonic() - handle.started)
@@ -213,10 +214,16 @@ class Sidecars:
 
     def tick(self) -> None:
         """Respawn the sidecars whose back-off has passed (main loop)."""
-        if self.deferred:
-            return
         now = time.monotonic()
         for handle in self.handles:
+            if (
+                handle.pid
+                and handle.stop_requested
+                and now - handle.stop_requested > self.cfg.graceful_timeout
+            ):
+                self.log.warning("Sidecar %s outlived graceful_timeout; killing it", handle.name)
+                handle.stop_requested = 0.0
+                self._signal(handle, signal.SIGKILL)
             if (
                 handle.wanted
                 and not handle.pid
