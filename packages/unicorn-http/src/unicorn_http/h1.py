@@ -576,13 +576,17 @@ class H1Connection:
         return _EMPTY_EOM
 
     def _read_length(self) -> Event | object:
+        return self._take_body(self._read_length_end)
+
+    def _take_body(self, then: Callable[[], Event | object]) -> Event | object:
+        """The next piece of a body whose remaining length is ``_body_left``; ``then`` reads on."""
         buf = self._buf
         if not buf:
             if self._more:
                 buf = self._more.popleft()
             elif self._eof:
                 raise self._fail(
-                    f"connection closed with {self._body_left} bytes of the request body unsent"
+                    f"connection closed with {self._body_left} bytes of the request body to come"
                 )
             else:
                 return NEED_DATA
@@ -596,7 +600,7 @@ class H1Connection:
         left -= len(chunk)
         self._body_left = left
         if not left:
-            self.next_event = self._read_length_end
+            self.next_event = then
         if self._draining:
             return self._drain(chunk)
         return Data(chunk)
@@ -639,28 +643,7 @@ class H1Connection:
         return self._read_chunk_data()
 
     def _read_chunk_data(self) -> Event | object:
-        buf = self._buf
-        if not buf:
-            if self._more:
-                buf = self._more.popleft()
-            elif self._eof:
-                raise self._fail("connection closed inside a chunked request body")
-            else:
-                return NEED_DATA
-        left = self._body_left
-        if len(buf) <= left:
-            chunk = buf
-            self._buf = b""
-        else:
-            chunk = buf[:left]
-            self._buf = buf[left:]
-        left -= len(chunk)
-        self._body_left = left
-        if not left:
-            self.next_event = self._read_chunk_crlf
-        if self._draining:
-            return self._drain(chunk)
-        return Data(chunk)
+        return self._take_body(self._read_chunk_crlf)
 
     def _read_chunk_crlf(self) -> Event | object:
         buf = self._buf
