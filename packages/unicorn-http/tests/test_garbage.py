@@ -16,6 +16,7 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 SPECIAL = [b"\r", b"\n", b"\r\n", b"\x00", b" ", b"\t", b":", b";", b",", b'"', b"0", b"f", b"-"]
 SPECIAL += [b"+", b"\x7f", b"\xff", b"\r\n\r\n", b"0\r\n\r\n", b"chunked", b"Content-Length: 1\r\n"]
 SPECIAL += [b"Transfer-Encoding: chunked\r\n", b"Host: x\r\n", b" \r\n", b"\r\n "]
+SPECIAL += [b": ", b"\r\n: v", b"\r\nX : v", b"\r\nX:\r\n", b"HTTP/1.0", b"\r\n\r\n\r"]
 
 PREFIXES = [
     b"",

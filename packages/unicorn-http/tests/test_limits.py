@@ -115,6 +115,13 @@ CASES = [
         limit_request_fields=10,
         limit_request_field_size=64,
     ),
+    # ---- trailers count against limit_request_fields too
+    case(
+        "limit-request-fields-in-trailers",
+        chunked(b"x", 1)[:-2] + b"".join(b"X-T%d: v\r\n" % i for i in range(5)) + b"\r\n",
+        Refused(431, "limit_request_fields"),
+        limit_request_fields=4,
+    ),
     # ---- max_body_size -> 413
     case(
         "max-body-size-content-length-exact",
