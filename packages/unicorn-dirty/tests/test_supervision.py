@@ -205,3 +205,37 @@ def test_worker_that_cannot_load_its_app_is_retried_with_backoff():
         assert pool.proc.poll() is None  # the arbiter keeps going
     finally:
         pool.stop()
+
+
+def test_a_worker_that_stops_heartbeating_is_replaced(make_pool):
+    pool = make_pool(workers=1, args=["--timeout", "1"])
+    (worker,) = pool.ready_workers()
+    os.kill(worker["pid"], signal.SIGSTOP)
+    wait_for(lambda: "sent no heartbeat for 1s" in pool.log(), what="heartbeat timeout")
+    (replacement,) = pool.wait_ready(1)
+    assert replacement["pid"] != worker["pid"]
+    assert pool.client.execute(ECHO, "noop") is None
+
+
+def test_graceful_shutdown_is_bounded_by_the_graceful_timeout(make_pool):
+    pool = make_pool(workers=1, args=["--graceful-timeout", "1"])
+    t, out = run_in_thread(DirtyClient(pool.path).execute, ECHO, "sleep", 30)
+    worker = busy_worker(pool)["pid"]
+    start = time.monotonic()
+    pool.signal(signal.SIGTERM)
+    assert pool.proc.wait(10) == 0
+    assert time.monotonic() - start < 5
+    t.join(5)
+    assert "error" in out
+    wait_for(lambda: pid_gone(worker), what="worker killed")
+    assert not os.path.exists(pool.path)
+
+
+def test_usr1_reopens_the_log_file(make_pool):
+    pool = make_pool(workers=1)
+    os.rename(pool.log_path, pool.log_path + ".1")
+    pool.signal(signal.SIGUSR1)
+    wait_for(lambda: os.path.exists(pool.log_path), what="log file reopened")
+    pool.signal(signal.SIGTTIN)
+    pool.wait_ready(2)
+    wait_for(lambda: "TTIN, 2 worker(s)" in pool.log(), what="new lines in the new file")
