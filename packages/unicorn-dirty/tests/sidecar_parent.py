@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from types import SimpleNamespace
@@ -22,6 +23,11 @@ def main() -> None:
     env = sidecar.worker_env()
     pid = sidecar.spawn()
     print(json.dumps({"pid": pid, "env": env}), flush=True)
+    for line in sys.stdin:  # "respawn": what the master does when the sidecar dies
+        if line.strip() == "respawn":
+            os.waitpid(pid, 0)
+            pid = sidecar.spawn()
+            print(json.dumps({"pid": pid, "env": sidecar.worker_env()}), flush=True)
     while True:
         time.sleep(1)
 

@@ -36,6 +36,7 @@ def start_parent(*apps: str) -> tuple[subprocess.Popen, int, str]:
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "sidecar_parent.py"), *apps],
         env=child_env(),
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -50,6 +51,23 @@ def ready_status(path: str) -> dict | None:
     except DirtyConnectionError:
         return None
     return status if sum(w["ready"] for w in status["workers"]) == 2 else None
+
+
+def test_respawned_sidecar_serves_on_the_same_path():
+    parent, arbiter, path = start_parent(ECHO)
+    try:
+        wait_for(lambda: ready_status(path), what="sidecar pool")
+        os.kill(arbiter, signal.SIGKILL)  # the arbiter dies; its workers follow it
+        wait_for(lambda: pid_gone(arbiter), what="arbiter death")
+        parent.stdin.write("respawn\n")
+        parent.stdin.flush()
+        new = json.loads(parent.stdout.readline())
+        assert new["env"][SOCKET_ENV] == path and new["pid"] != arbiter
+        status = wait_for(lambda: ready_status(path), what="respawned pool")
+        assert status["pid"] == new["pid"]
+    finally:
+        parent.kill()
+        parent.wait()
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
@@ -87,6 +105,8 @@ def test_sidecar_contract_members(tmp_path):
     assert os.stat(directory).st_mode & 0o777 == 0o700
     sidecar.cleanup()
     assert not os.path.exists(directory)
+    # a respawn after cleanup keeps the path the HTTP workers already have
+    assert sidecar.worker_env()[SOCKET_ENV] == path
     cfg.dirty_socket = str(tmp_path / "fixed.sock")
     assert sidecar.worker_env()[SOCKET_ENV] == cfg.dirty_socket
 

@@ -176,6 +176,7 @@ class DirtyArbiter:
         log: logging.Logger | None = None,
         watch_parent: bool = False,
         remove_dir: bool = False,
+        parent_pid: int | None = None,
     ) -> None:
         self.cfg = cfg if isinstance(cfg, DirtyConfig) else DirtyConfig.from_object(cfg)
         self.socket_path = socket_path
@@ -183,7 +184,7 @@ class DirtyArbiter:
         self.watch_parent = watch_parent
         self.remove_dir = remove_dir
         self.pid = 0
-        self.ppid = 0
+        self.ppid = parent_pid or 0
         self.num_workers = int(self.cfg.dirty_workers)
         self.threads = max(1, int(self.cfg.dirty_threads))
         self.timeout = float(self.cfg.dirty_timeout)
@@ -237,6 +238,10 @@ class DirtyArbiter:
         parent = os.path.dirname(path) or "."
         if not os.path.isdir(parent):
             os.makedirs(parent, mode=0o700, exist_ok=True)
+        if self.remove_dir:  # our private directory: it must still be ours alone
+            st = os.stat(parent)
+            if st.st_uid != os.getuid() or st.st_mode & 0o077:
+                raise OSError(errno.EPERM, f"{parent} is not a private directory of this user")
         with contextlib.suppress(FileNotFoundError):
             st = os.lstat(path)
             if stat.S_ISSOCK(st.st_mode):
@@ -257,7 +262,7 @@ class DirtyArbiter:
     def run(self) -> int:
         """Serve until told to stop. Call in the process that should be the arbiter."""
         self.pid = os.getpid()
-        self.ppid = os.getppid()
+        self.ppid = self.ppid or os.getppid()
         if self.watch_parent:
             set_parent_death_signal(signal.SIGTERM)
         set_proc_title("unicorn-dirty arbiter")

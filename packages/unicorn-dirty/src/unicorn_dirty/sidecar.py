@@ -39,7 +39,9 @@ class DirtySidecar:
         configured = getattr(self.cfg, "dirty_socket", None)
         if configured:
             return configured
-        if self._path is None or not os.path.isdir(os.path.dirname(self._path)):
+        if self._path is None:
+            # made once: HTTP workers keep this path in their environment, so a
+            # respawned arbiter recreates the same directory rather than a new one
             self._private_dir = tempfile.mkdtemp(prefix="unicorn-dirty-")
             os.chmod(self._private_dir, 0o700)
             self._path = os.path.join(self._private_dir, "arbiter.sock")
@@ -56,6 +58,7 @@ class DirtySidecar:
         path = self.socket_path
         private = self._private_dir is not None and not getattr(self.cfg, "dirty_socket", None)
         config = DirtyConfig.from_object(self.cfg)
+        master = os.getpid()
         pid = os.fork()
         if pid:
             return pid
@@ -65,7 +68,7 @@ class DirtySidecar:
                 with contextlib.suppress(OSError, ValueError):
                     signal.signal(sig, signal.SIG_IGN)
             arbiter = DirtyArbiter(
-                config, path, log=self.log, watch_parent=True, remove_dir=private
+                config, path, log=self.log, watch_parent=True, remove_dir=private, parent_pid=master
             )
             code = arbiter.run()
         except BaseException:

@@ -108,7 +108,7 @@ class DirtyWorker:
 
     def run(self) -> int:
         self.pid = os.getpid()
-        self.ppid = os.getppid()
+        self.ppid = getattr(self.arbiter, "pid", 0) or os.getppid()
         set_parent_death_signal(signal.SIGTERM)
         for sig in IGNORED_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
