@@ -193,3 +193,12 @@ def test_graceful_shutdown_finishes_running_calls(pool):
 def test_bad_app_path_fails_fast_with_a_message(make_pool):
     with pytest.raises(AssertionError, match="exited"):
         make_pool(["no_such_module:App"], workers=1)
+
+
+def test_calls_made_while_a_stream_is_open_on_the_same_client(shared_pool, monkeypatch):
+    monkeypatch.setenv("UNICORN_DIRTY_SOCKET", shared_pool.path)
+    client = get_dirty_client()
+    seen = []
+    for chunk in client.stream(ECHO, "count", 40):
+        seen.append((chunk, client.execute(ECHO, "echo", chunk)))
+    assert seen == [(i, [[i], {}]) for i in range(40)]

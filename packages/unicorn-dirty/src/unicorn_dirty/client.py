@@ -97,9 +97,11 @@ class DirtyClient:
     def _next_event(self, rid: int, wait: float | None):
         events = self._events
         while True:
-            while events:
-                ev = events.popleft()
+            # events of other calls stay queued: a stream may be open on this
+            # connection while the same thread makes another call
+            for i, ev in enumerate(events):
                 if ev.id == rid:
+                    del events[i]
                     return ev
             if wait != self._sock_timeout:
                 self._sock.settimeout(wait)
