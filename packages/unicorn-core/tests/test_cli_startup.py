@@ -17,8 +17,8 @@ def error_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if "Error" in line or "Reason" in line]
 
 
-def test_version_lists_core():
-    result = run_unicorn("--version")
+def test_version_lists_core(cli):
+    result = cli("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("unicorn-core 0.1.0")
 
@@ -31,8 +31,8 @@ def test_help_lists_settings_by_section():
     assert "Server Socket:" in result.stdout
 
 
-def test_no_app_module_is_a_usage_error(tmp_path):
-    result = run_unicorn("-k", WORKER, cwd=tmp_path)
+def test_no_app_module_is_a_usage_error(cli):
+    result = cli("-k", WORKER)
     assert result.returncode == 2
     assert "Error: no APP_MODULE given" in result.stderr
 
@@ -57,8 +57,8 @@ def test_bad_app_exits_with_app_load_error_and_cause(app, cause, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_bad_app_with_preload_fails_before_forking(tmp_path):
-    result = run_unicorn("-k", WORKER, "--preload", "apps:missing", cwd=tmp_path)
+def test_bad_app_with_preload_fails_before_forking(cli):
+    result = cli("-k", WORKER, "--preload", "apps:missing")
     assert result.returncode == APP_LOAD_ERROR
     assert result.stderr.strip().splitlines() == [
         "Error: app failed to load: 'apps' has no attribute 'missing' (from 'apps:missing')"
@@ -75,16 +75,16 @@ def test_worker_that_fails_to_boot_stops_the_server(tmp_path):
     assert "Reason: Worker failed to boot: ValueError: no database" in result.stderr
 
 
-def test_unknown_worker_lists_installed_and_the_extra(tmp_path):
-    result = run_unicorn("-k", "gevent", "apps:app", cwd=tmp_path)
+def test_unknown_worker_lists_installed_and_the_extra(cli):
+    result = cli("-k", "gevent", "apps:app")
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert "unknown worker class 'gevent' (installed: " in line
     assert "pip install 'unicorn[gevent]'" in line
 
 
-def test_worker_path_must_be_a_worker(tmp_path):
-    result = run_unicorn("-k", "apps:factory", "apps:app", cwd=tmp_path)
+def test_worker_path_must_be_a_worker(cli):
+    result = cli("-k", "apps:factory", "apps:app")
     assert result.returncode == 1
     assert "is not a subclass of unicorn_core.workers.Worker" in result.stderr
 

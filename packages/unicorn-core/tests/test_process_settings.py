@@ -64,9 +64,9 @@ def test_logconfig_dict(start_server, tmp_path):
     assert wait_for(lambda: _ok(address), 10, "a response")
 
 
-def test_bad_logconfig_dict_is_one_line(tmp_path):
+def test_bad_logconfig_dict_is_one_line(cli):
     bad = json.dumps({"version": 1, "handlers": {"h": {"class": "no.such.Handler"}}})
-    result = run_unicorn("-k", WORKER, "--log-config-dict", bad, "apps:app", cwd=tmp_path)
+    result = cli("-k", WORKER, "--log-config-dict", bad, "apps:app")
     assert result.returncode == 1
     assert result.stderr.startswith("Error: logconfig_dict rejected:")
     assert len(result.stderr.strip().splitlines()) == 1

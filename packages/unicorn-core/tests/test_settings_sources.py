@@ -73,26 +73,25 @@ def test_precedence_end_to_end(tmp_path):
     assert values["backlog"] == "12"
 
 
-def test_config_from_python_module(tmp_path):
-    (tmp_path / "myconf.py").write_text("workers = 4\nbind = ['unix:/tmp/x.sock']\n")
-    result = run_unicorn(
-        "--print-config", "-c", "python:myconf", env={"PYTHONPATH": str(tmp_path)}, cwd=tmp_path
-    )
+def test_config_from_python_module(cli, tmp_path, monkeypatch):
+    (tmp_path / "myconf_module.py").write_text("workers = 4\nbind = ['unix:/tmp/x.sock']\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = cli("--print-config", "-c", "python:myconf_module")
     values = printed(result)
     assert values["workers"] == "4"
     assert values["bind"] == "['unix:/tmp/x.sock']"
 
 
-def test_explicit_config_file_must_exist(tmp_path):
-    result = run_unicorn("-c", str(tmp_path / "nope.py"), "apps:app", cwd=tmp_path)
+def test_explicit_config_file_must_exist(cli, tmp_path):
+    result = cli("-c", str(tmp_path / "nope.py"), "apps:app")
     assert result.returncode == 1
     assert result.stderr.strip() == f"Error: config file {str(tmp_path / 'nope.py')!r} not found"
 
 
-def test_config_file_error_is_one_line(tmp_path):
+def test_config_file_error_is_one_line(cli, tmp_path):
     conf = tmp_path / "bad.py"
     conf.write_text("workers = (\n")
-    result = run_unicorn("-c", str(conf), "apps:app", cwd=tmp_path)
+    result = cli("-c", str(conf), "apps:app")
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1
     assert "SyntaxError" in result.stderr
@@ -112,8 +111,8 @@ def test_config_file_error_is_one_line(tmp_path):
         (("--access-logformat", "%(zz)s"), "unknown atom %(zz)s"),
     ],
 )
-def test_bad_value_names_setting_value_and_what_is_accepted(args, expected, tmp_path):
-    result = run_unicorn(*args, "apps:app", cwd=tmp_path)
+def test_bad_value_names_setting_value_and_what_is_accepted(args, expected, cli):
+    result = cli(*args, "apps:app")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ")
@@ -134,12 +133,12 @@ def test_hook_arity_is_checked(registry, tmp_path, monkeypatch):
         load_config(registry, {}, {}, {})
 
 
-def test_print_config_and_check_config(tmp_path):
-    values = printed(run_unicorn("--print-config", "-w", "6", cwd=tmp_path))
+def test_print_config_and_check_config(cli):
+    values = printed(cli("--print-config", "-w", "6"))
     assert values["workers"] == "6"
-    ok = run_unicorn("--check-config", "-k", "fixed_worker:FixedWorker", "apps:app", cwd=tmp_path)
+    ok = cli("--check-config", "-k", "fixed_worker:FixedWorker", "apps:app")
     assert ok.returncode == 0, ok.stderr
-    bad = run_unicorn("--check-config", "-k", "fixed_worker:FixedWorker", "apps:nope", cwd=tmp_path)
+    bad = cli("--check-config", "-k", "fixed_worker:FixedWorker", "apps:nope")
     assert bad.returncode != 0
     assert "has no attribute 'nope'" in bad.stderr
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 import pytest
-from harness import run_unicorn
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -29,7 +28,7 @@ def test_metrics_are_sent(start_server):
                 seen.add("duration" if ".request.duration:" in line and "|ms" in line else line)
 
 
-def test_bad_statsd_address(tmp_path):
-    result = run_unicorn("--statsd-host", "localhost", "apps:app", cwd=tmp_path)
+def test_bad_statsd_address(cli):
+    result = cli("--statsd-host", "localhost", "apps:app")
     assert result.returncode == 1
     assert "'statsd_host': 'localhost'" in result.stderr

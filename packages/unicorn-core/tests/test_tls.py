@@ -8,7 +8,7 @@ import ssl
 import subprocess
 
 import pytest
-from harness import WORKER, run_unicorn, wait_for
+from harness import WORKER, wait_for
 
 from unicorn_core.errors import ConfigError
 from unicorn_core.settings import Config, build_registry
@@ -103,8 +103,8 @@ def _try(address, crt):
         return None
 
 
-def test_missing_certificate_is_a_one_line_error(tmp_path):
-    result = run_unicorn("-k", WORKER, "--certfile", str(tmp_path / "nope.pem"), "apps:app")
+def test_missing_certificate_is_a_one_line_error(cli, tmp_path):
+    result = cli("-k", WORKER, "--certfile", str(tmp_path / "nope.pem"), "apps:app")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"Error: TLS: cannot read {str(tmp_path / 'nope.pem')!r}: No such file or directory"
