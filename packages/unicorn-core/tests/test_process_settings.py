@@ -173,3 +173,17 @@ def test_logconfig_ini_file(start_server, tmp_path):
     )
     start_server("--log-config", str(ini))
     wait_for(lambda: custom.exists() and "INI Listening at:" in custom.read_text(), 10, "ini log")
+
+
+def test_systemd_notify_ready_and_stopping(start_server, tmp_path):
+    import socket
+
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(path))
+        notify.settimeout(10)
+        server = start_server(env={"NOTIFY_SOCKET": str(path)})
+        assert notify.recv(256) == b"READY=1"
+        server.signal(signal.SIGTERM)
+        assert notify.recv(256) == b"STOPPING=1"
+        assert server.wait_exit() == 0

@@ -141,7 +141,13 @@ def test_max_requests_recycles_the_worker(start_server):
 
 def test_usr2_upgrades_without_failed_requests(start_server, tmp_path):
     pidfile = tmp_path / "unicorn.pid"
-    server = start_server("-w", "2", "-p", str(pidfile)).ready(workers=2)
+    # a relative config path and --chdir: the new master must start where the old one did
+    (tmp_path / "up.conf.py").write_text("workers = 2\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    server = start_server("-c", "up.conf.py", "--chdir", str(elsewhere), "-p", str(pidfile)).ready(
+        workers=2
+    )
     address = server.address
     old_workers = server.workers()
     failures: list[Exception] = []

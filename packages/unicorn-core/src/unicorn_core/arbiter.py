@@ -129,12 +129,13 @@ class Arbiter:
         log: Logger | None = None,
         reload_config: Callable[[], Config] | None = None,
         start_args: list[str] | None = None,
+        start_cwd: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.log = log or Logger(cfg)
         self.reload_config = reload_config
         self.start_args = list(sys.argv[1:] if start_args is None else start_args)
-        self.start_cwd = os.getcwd()
+        self.start_cwd = start_cwd or os.getcwd()
         self.pid = os.getpid()
         self.app_loader = AppLoader(cfg)
         self.worker_class: type[Worker] = load_worker_class(cfg.worker_class)
@@ -292,6 +293,7 @@ class Arbiter:
                 pass
 
     def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
+        sd_notify("STOPPING=1")
         self.stop()
         self.log.info("Shutting down: %s", self.master_name)
         if reason is not None:

@@ -123,6 +123,7 @@ def check_config(cfg: Config) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``unicorn`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    start_cwd = os.getcwd()  # USR2 re-executes from here, before any --chdir
     try:
         registry = build_registry()
     except ConfigError as exc:
@@ -158,10 +159,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not cfg.app_uri:
         parser.print_usage(sys.stderr)
         fail("no APP_MODULE given (or wsgi_app in the config file)", 2)
-    run(cfg, reload_config, argv)
+    run(cfg, reload_config, argv, start_cwd)
 
 
-def run(cfg: Config, reload_config: Any = None, argv: Sequence[str] = ()) -> None:
+def run(
+    cfg: Config,
+    reload_config: Any = None,
+    argv: Sequence[str] = (),
+    start_cwd: str | None = None,
+) -> None:
     """Start the arbiter for ``cfg``; exits the process when the server stops."""
     from unicorn_core.app_loading import prepare_import_path
     from unicorn_core.arbiter import Arbiter
@@ -174,7 +180,9 @@ def run(cfg: Config, reload_config: Any = None, argv: Sequence[str] = ()) -> Non
         prepare_import_path(cfg)
         log = Logger(cfg)
         make_ssl_context(cfg)  # a bad certificate stops us here, not in every worker
-        arbiter = Arbiter(cfg, log, reload_config=reload_config, start_args=list(argv))
+        arbiter = Arbiter(
+            cfg, log, reload_config=reload_config, start_args=list(argv), start_cwd=start_cwd
+        )
         if cfg.preload_app:
             arbiter.app_loader.preload()
     except AppImportError as exc:
