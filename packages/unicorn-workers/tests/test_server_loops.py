@@ -138,14 +138,25 @@ def test_gthread_closes_idle_connections_after_keepalive(serve):
 
 
 def test_gthread_slow_request_does_not_block_others(serve):
-    with serve("gthread", threads=2) as srv:
-        slow = threading.Thread(target=httpx.get, args=(srv.url + "/slow?1",))
+    in_app = threading.Event()
+    release = threading.Event()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/slow":
+            in_app.set()
+            release.wait(10)
+        return echo_app(environ, start_response)
+
+    with serve("gthread", app, threads=2) as srv:
+        slow = threading.Thread(target=httpx.get, args=(srv.url + "/slow",))
         slow.start()
-        time.sleep(0.05)
-        started = time.monotonic()
-        assert httpx.get(srv.url + "/fast").status_code == 200
-        assert time.monotonic() - started < 0.8
-        slow.join()
+        assert in_app.wait(5)
+        try:
+            assert httpx.get(srv.url + "/fast").status_code == 200
+            assert slow.is_alive()
+        finally:
+            release.set()
+            slow.join()
 
 
 def test_gthread_worker_connections_bound(serve):
@@ -166,18 +177,26 @@ def test_gthread_worker_connections_bound(serve):
 
 
 def test_gthread_graceful_drain(serve):
-    with serve("gthread", threads=2, graceful_timeout=5) as srv:
+    in_app = threading.Event()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/slow":
+            in_app.set()
+            time.sleep(0.5)
+        return echo_app(environ, start_response)
+
+    with serve("gthread", app, threads=2, graceful_timeout=5) as srv:
         result = {}
 
         def slow():
-            result["r"] = httpx.get(srv.url + "/slow?0.5")
+            result["r"] = httpx.get(srv.url + "/slow")
 
         t = threading.Thread(target=slow)
         t.start()
         idle = socket.create_connection(srv.addr, timeout=5)
         idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         idle.recv(65536)
-        time.sleep(0.1)
+        assert in_app.wait(5)
         srv.control.stop()
         assert idle.recv(65536) == b""  # idle keep-alive connections are closed at once
         t.join(5)
@@ -193,10 +212,17 @@ def test_gthread_graceful_drain(serve):
 
 
 def test_gthread_graceful_timeout_bounds_the_drain(serve):
-    with serve("gthread", threads=1, graceful_timeout=0.3) as srv:
-        t = threading.Thread(target=lambda: httpx.get(srv.url + "/slow?3", timeout=5), daemon=True)
+    in_app = threading.Event()
+
+    def app(environ, start_response):
+        in_app.set()
+        time.sleep(3)
+        return echo_app(environ, start_response)
+
+    with serve("gthread", app, threads=1, graceful_timeout=0.3) as srv:
+        t = threading.Thread(target=lambda: httpx.get(srv.url, timeout=5), daemon=True)
         t.start()
-        time.sleep(0.2)
+        assert in_app.wait(5)
         started = time.monotonic()
         srv.control.stop()
         srv.thread.join(5)
