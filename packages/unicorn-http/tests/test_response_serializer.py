@@ -371,3 +371,46 @@ def test_error_in_the_body_of_a_keep_alive_request():
     assert b"Connection: close" in lines
     with pytest.raises(RemoteProtocolError):
         conn.next_event()
+
+
+def test_app_connection_close_is_honoured_and_sent_once():
+    conn = answering()
+    status, lines, _ = split(conn.respond(200, [(b"Connection", b"close")], b"x"))
+    assert [line.lower() for line in lines].count(b"connection: close") == 1
+    assert conn.our_state is MUST_CLOSE
+
+
+def test_app_connection_keep_alive_cannot_override_a_close():
+    conn = answering(b"GET", b"1.1", b"Connection: close")
+    _, lines, _ = split(conn.respond(200, [(b"Connection", b"keep-alive")], b"x"))
+    assert b"connection: keep-alive" not in [line.lower() for line in lines]
+    assert b"connection: close" in [line.lower() for line in lines]
+
+
+@pytest.mark.parametrize("field", [(b"Content-Length", b"0"), (b"Transfer-Encoding", b"chunked")])
+def test_no_framing_fields_in_a_204(field):
+    # RFC 9110 section 8.6, RFC 9112 section 6.1: a server MUST NOT send them in a 204.
+    conn = answering()
+    _, lines, body = split(conn.send_response(204, [field]) + conn.send_end())
+    assert field[0].lower() not in names(lines)
+    assert body == b""
+
+
+def test_head_response_to_http10_carries_no_transfer_encoding():
+    conn = answering(b"HEAD", b"1.0")
+    _, lines, _ = split(conn.send_response(200, [(b"Transfer-Encoding", b"chunked")]))
+    assert b"transfer-encoding" not in names(lines)
+
+
+def test_respond_to_head_does_not_claim_a_zero_length():
+    # The app cannot know from an empty HEAD body what the GET body's length is.
+    conn = answering(b"HEAD")
+    _, lines, body = split(conn.respond(200, [(b"Content-Type", b"text/plain")], b""))
+    assert b"content-length" not in names(lines)
+    assert body == b""
+
+
+def test_early_answer_to_expect_without_body_keeps_alive():
+    conn = answering(b"GET", b"1.1", b"Expect: 100-continue")
+    _, lines, _ = split(conn.respond(200, [], b"ok"))
+    assert b"connection: close" not in [line.lower() for line in lines]

@@ -177,14 +177,20 @@ CASES = [
         Refused(400, "end with chunked"),
     ),
     case(
-        "rfc9112-6.3-4-te-empty",
+        "rfc9112-6.1-te-empty",
         post(b"Transfer-Encoding:", body=b"hello"),
-        Refused(400, "end with chunked"),
+        Refused(400, "empty Transfer-Encoding"),
     ),
     case(
-        "rfc9112-6.3-4-te-trailing-comma",
+        # RFC 9110 section 5.6.1: a recipient ignores empty list elements.
+        "rfc9110-5.6.1-te-trailing-comma",
         post(b"Transfer-Encoding: chunked,", body=CHUNKED_BODY),
-        Refused(400, "end with chunked"),
+        Parsed([Data(b"hello"), EOM, PAUSED], chunked=True),
+    ),
+    case(
+        "rfc9110-5.6.1-te-empty-elements",
+        post(b"Transfer-Encoding: , ,chunked", body=CHUNKED_BODY),
+        Parsed([Data(b"hello"), EOM, PAUSED], chunked=True),
     ),
     case(
         "rfc9112-6.3-4-te-chunked-lookalike",

@@ -138,6 +138,13 @@ CASES = [
     ),
     # ---- refused: version
     case("rfc9110-2.5-http/2.0-line", b"GET / HTTP/2.0\r\n" + HOST + b"\r\n", Refused(505, "2.0")),
+    # RFC 9110 section 2.5: a higher minor version of a major version we implement
+    # is processed as the highest minor version we have.
+    case(
+        "rfc9110-2.5-http/1.2-as-1.1",
+        b"GET / HTTP/1.2\r\n" + HOST + b"\r\n",
+        Parsed(http_version=b"1.1"),
+    ),
     case("rfc9110-2.5-http/0.9-version", b"GET / HTTP/0.9\r\n\r\n", Refused(505, "0.9")),
     case("rfc9110-2.5-http/3.0", b"GET / HTTP/3.0\r\n" + HOST + b"\r\n", Refused(505, "version")),
     case(

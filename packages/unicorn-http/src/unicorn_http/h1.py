@@ -108,6 +108,9 @@ _RESPONSE_SPECIAL = frozenset(
     (b"content-length", b"transfer-encoding", b"connection", b"date", b"server")
 )
 
+_TE_LINE = (b"transfer-encoding:",)
+_FRAMING_LINES = (b"transfer-encoding:", b"content-length:")
+
 _EMPTY_EOM = EndOfMessage([])
 _REDRAIN = object()  # internal: a nested drain unwinds to the draining loop
 _CLOSED_EVENT = ConnectionClosed()
@@ -155,6 +158,8 @@ class H1Connection:
     answer with ``send(event)`` (or the shortcuts ``send_response``,
     ``send_data``, ``send_end``, ``respond``), each of which returns the bytes
     to write. Limits follow gunicorn's setting names; 0 means unlimited.
+    ``max_drain`` bounds how much of an unread request body is read and thrown
+    away to keep the connection (0: never; the connection closes instead).
     """
 
     #: ``next_event() -> Request | Data | EndOfMessage | ConnectionClosed | NEED_DATA | PAUSED``:
@@ -347,8 +352,11 @@ class H1Connection:
             http_version = b"1.1"
         elif version == b"HTTP/1.0":
             http_version = b"1.0"
-        elif HTTP_VERSION_RE.fullmatch(version):
-            raise self._fail(f"HTTP version {version.decode('ascii')} is not supported", 505)
+        elif match := HTTP_VERSION_RE.fullmatch(version):
+            if match.group(1) != b"1":
+                raise self._fail(f"HTTP version {version.decode('ascii')} is not supported", 505)
+            # RFC 9110 section 2.5: a higher minor version is processed as the highest we have.
+            http_version = b"1.1"
         else:
             raise self._fail("malformed HTTP version in request line")
         if method not in _KNOWN_METHODS and (not method or method.translate(None, TCHAR)):
@@ -451,7 +459,10 @@ class H1Connection:
                 raise self._fail(
                     "both Transfer-Encoding and Content-Length (RFC 9112 section 6.3; request smuggling)"
                 )
-            codings = [c.strip(b" \t").lower() for c in te.split(b",")]
+            # RFC 9110 section 5.6.1: empty list elements do not count.
+            codings = [c for c in (x.strip(b" \t") for x in te.lower().split(b",")) if c]
+            if not codings:
+                raise self._fail("empty Transfer-Encoding (RFC 9112 section 6.1)")
             # RFC 9112 section 6.3 point 4: chunked must be the final coding, applied once.
             if codings[-1] != b"chunked":
                 raise self._fail(
@@ -572,7 +583,8 @@ class H1Connection:
     # ------------------------------------------------------------ request body
 
     def _read_bodyless_end(self) -> Event | object:
-        self._end_of_request()
+        if self._end_of_request():
+            return self.next_event()
         return _EMPTY_EOM
 
     def _read_length(self) -> Event | object:
@@ -606,7 +618,8 @@ class H1Connection:
         return Data(chunk)
 
     def _read_length_end(self) -> Event | object:
-        self._end_of_request()
+        if self._end_of_request():
+            return self.next_event()
         return _EMPTY_EOM
 
     def _read_chunk_size(self) -> Event | object:
@@ -667,7 +680,8 @@ class H1Connection:
             buf = self._join()
         if buf[:2] == _CRLF:
             self._buf = buf[2:]
-            self._end_of_request()
+            if self._end_of_request():
+                return self.next_event()
             return _EMPTY_EOM
         end = buf.find(b"\r\n\r\n")
         if end < 0:
@@ -688,7 +702,8 @@ class H1Connection:
                 raise self._fail(
                     f"{name.decode('latin-1')} is not allowed in a trailer section (RFC 9110 section 6.5.1)"
                 )
-        self._end_of_request()
+        if self._end_of_request():
+            return self.next_event()
         return EndOfMessage(trailers)
 
     def _drain(self, chunk: bytes) -> Event | object:
@@ -708,27 +723,25 @@ class H1Connection:
             while True:
                 event = self.next_event()
                 if event is not _REDRAIN:
-                    # NEED_DATA, ConnectionClosed, or the drained request's end. The end
-                    # is reported whether or not it arrives in this call, so that any
-                    # split of the input gives the same events (and a bodyless request
-                    # answered early ends the same way); the next call parses the next head.
+                    # NEED_DATA, ConnectionClosed, or (the drained request over)
+                    # whatever the next head gives.
                     return event
         finally:
             self._in_drain = False
 
-    def _end_of_request(self) -> None:
+    def _end_of_request(self) -> bool:
+        """The request's body is over. True when it was being drained: its response
+        is long sent, so its end is not reported and the next head is read at once."""
         self.their_state = DONE
         if self._draining:
             self._draining = False
             self._start_next_cycle()
-            if not self._in_drain:
-                # Ended without a byte to drain (a bodiless request answered before
-                # its end was read): the caller gets this end, then the next head.
-                return
-        elif self.our_state is MUST_CLOSE:
+            return True
+        if self.our_state is MUST_CLOSE:
             self.next_event = self._read_closed
         else:
             self.next_event = self._read_after_request
+        return False
 
     def _read_after_request(self) -> Event | object:
         if self.our_state is DONE:
@@ -793,8 +806,10 @@ class H1Connection:
                         )
                     chunked = True
                 elif lname == b"connection":
+                    # Hop-by-hop and ours to manage: honour a close, send our own line.
                     if b"close" in value.lower():
                         keep_alive = False
+                    continue
                 elif lname == b"date":
                     add_date = False
                 else:
@@ -819,16 +834,24 @@ class H1Connection:
             framing = _CHUNKED
             out.append(b"Transfer-Encoding: chunked\r\n")
         else:
-            if chunked:
-                # RFC 9112 section 6.1: no Transfer-Encoding to an HTTP/1.0 client,
-                # which could not decode it; the body ends when we close instead.
-                out = [line for line in out if line[:18].lower() != b"transfer-encoding:"]
             framing = _UNTIL_CLOSE
             keep_alive = False
         self._framing = framing
+        if (chunked and (not http11 or status == 204)) or (
+            content_length is not None and status == 204
+        ):
+            # RFC 9112 section 6.1: no Transfer-Encoding to an HTTP/1.0 client, which
+            # could not decode it (the body ends when we close instead); RFC 9110
+            # sections 8.6 and 6.1: neither framing field in a 204.
+            drop = _FRAMING_LINES if status == 204 else _TE_LINE
+            out = [line for line in out if not line.lower().startswith(drop)]
 
         if keep_alive and self.their_state is SEND_BODY and req is not None:
-            if req.expect_continue and not self._sent_continue:
+            if (
+                req.expect_continue
+                and not self._sent_continue
+                and (req.chunked or req.content_length)
+            ):
                 # The client may still be holding the body back: only closing is safe.
                 keep_alive = False
             elif not req.chunked and self._body_left > self.max_drain:
@@ -945,7 +968,12 @@ class H1Connection:
             if lname == b"content-length" or lname == b"transfer-encoding":
                 break
         else:
-            if status >= 200 and status not in (204, 304):
+            req = self.request
+            if (
+                status >= 200
+                and status not in (204, 304)
+                and (req is None or req.method != b"HEAD")
+            ):
                 headers = [*headers, (b"Content-Length", b"%d" % len(body))]
         out = self.send_response(status, headers, reason)
         if body:
