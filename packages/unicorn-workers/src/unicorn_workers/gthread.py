@@ -265,8 +265,7 @@ class ThreadedServer:
             if req is NEED_DATA:
                 if conn.broken:
                     break
-                pending = getattr(conn.sock, "pending", None)
-                if pending is not None and pending():
+                if conn.is_ssl and conn.sock.pending():
                     conn.fill()  # TLS: bytes already decrypted never wake the poller
                     continue
                 if not control.alive:

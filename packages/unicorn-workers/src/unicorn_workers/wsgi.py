@@ -857,9 +857,9 @@ class ClientConnection:
                     close()
                 except Exception:
                     config.log.exception("Error closing the application's response iterable")
-        self.last_active = time.monotonic()
+        self.last_active = now = time.monotonic()
         if config.access is not None:
-            self._log_access(req, environ, time.monotonic() - started)
+            self._log_access(req, environ, now - started)
         if config.post_request is not None:
             try:
                 config.post_request(config.worker, _HookRequest(req, self), environ, self)
