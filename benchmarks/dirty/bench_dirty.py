@@ -3,9 +3,10 @@ first-chunk latency, and the same no-op through Celery + Redis when both are ins
 
     uv run --no-sync python benchmarks/dirty/bench_dirty.py [--workers 4] [--quick]
 
-Runs are short on purpose (the machines are small and shared). Reference
-numbers are those quoted in issue 5 for gunicorn's dirty pool and Celery on
-this kind of machine; the ratio column is ours / reference.
+Runs are short on purpose (the machines are small and shared). When gunicorn
+(>= 27, with dirty arbiters) is installed its pool runs the same tasks in the
+same run; otherwise, and for Celery when celery or redis-server is missing,
+the numbers quoted in issue 5 for this kind of machine stand in.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from unicorn_dirty import AsyncDirtyClient, DirtyClient, DirtyConnectionError
+from unicorn_dirty import AsyncDirtyClient, DirtyClient
 
 HERE = Path(__file__).resolve().parent
 APP = "bench_app:BenchApp"
@@ -45,70 +46,167 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
-def start_pool(workers: int, tmp: str) -> subprocess.Popen:
-    path = os.path.join(tmp, "bench.sock")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "unicorn_dirty.cli",
-            APP,
-            "-w",
-            str(workers),
-            "--socket",
-            path,
-            "--log-level",
-            "warning",
-        ],
-        env=env(),
-    )
-    end = time.monotonic() + 20
+def wait_pool(ping, proc: subprocess.Popen, what: str) -> None:
+    end = time.monotonic() + 30
     while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode}")
         try:
-            status = DirtyClient(path).status()
-            if sum(w["ready"] for w in status["workers"]) == workers:
-                return proc
-        except DirtyConnectionError:
+            if ping():
+                return
+        except Exception:
             pass
-        time.sleep(0.05)
+        time.sleep(0.1)
     proc.kill()
-    raise SystemExit("dirty pool did not start")
+    raise SystemExit(f"{what} did not start")
 
 
-async def throughput(path: str, concurrency: int, total: int) -> dict:
-    client = AsyncDirtyClient(path)
-    await client.connect()
+class Target:
+    """One pool under test: how to start it and how to call it."""
+
+    name = "unicorn-dirty"
+    app = APP
+    flavour = "unicorn"
+
+    def __init__(self, workers: int, tmp: str) -> None:
+        self.workers = workers
+        self.path = os.path.join(tmp, "bench.sock")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "unicorn_dirty.cli",
+                APP,
+                "-w",
+                str(workers),
+                "--socket",
+                self.path,
+                "--log-level",
+                "warning",
+            ],
+            env=env(),
+        )
+        wait_pool(self._ready, self.proc, self.name)
+
+    def _ready(self) -> bool:
+        return sum(w["ready"] for w in DirtyClient(self.path).status()["workers"]) == self.workers
+
+    def sync_client(self):
+        return DirtyClient(self.path)
+
+    def async_clients(self, n: int) -> list:
+        client = AsyncDirtyClient(self.path)  # one connection carries every concurrent call
+        return [client] * n
+
+    async def close_async(self, clients: list) -> None:
+        await clients[0].close()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+
+
+class GunicornTarget(Target):
+    """gunicorn 27's dirty pool with the same tasks; one client per concurrent caller."""
+
+    name = "gunicorn dirty"
+    app = "gunicorn_peer:PeerBenchApp"
+    flavour = "gunicorn"
+
+    def __init__(self, workers: int, tmp: str) -> None:
+        self.workers = workers
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "gunicorn_peer:application",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-w",
+                "1",
+                "--dirty-app",
+                self.app,
+                "--dirty-workers",
+                str(workers),
+                "--log-level",
+                "warning",
+            ],
+            env=env(),
+            cwd=HERE,
+        )
+        self.path = ""
+        wait_pool(self._ready, self.proc, self.name)
+
+    def _ready(self) -> bool:
+        import urllib.request
+
+        if not self.path:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2) as r:
+                self.path = r.read().decode()
+        from gunicorn.dirty import DirtyClient as GClient
+
+        client = GClient(self.path)
+        try:
+            # every worker must be up: as many parallel sleeps as workers finish in one round
+            client.execute(self.app, "noop")
+        finally:
+            client.close()
+        time.sleep(1.0)
+        return True
+
+    def sync_client(self):
+        from gunicorn.dirty import DirtyClient as GClient
+
+        return GClient(self.path)
+
+    def async_clients(self, n: int) -> list:
+        from gunicorn.dirty import DirtyClient as GClient
+
+        return [GClient(self.path) for _ in range(n)]
+
+    async def close_async(self, clients: list) -> None:
+        for c in clients:
+            await c.close_async()
+
+
+async def throughput(target: Target, concurrency: int, total: int) -> dict:
+    clients = target.async_clients(concurrency)
     latencies: list[float] = []
     failures = 0
     todo = iter(range(total))
 
-    async def runner():
+    async def runner(client):
         nonlocal failures
         for _ in todo:
             t = time.perf_counter()
             try:
-                await client.execute_async(APP, "sleep", 10.0)
+                await client.execute_async(target.app, "sleep", 10.0)
             except Exception:
                 failures += 1
                 continue
             latencies.append((time.perf_counter() - t) * 1000)
 
     start = time.perf_counter()
-    await asyncio.gather(*[runner() for _ in range(concurrency)])
+    await asyncio.gather(*[runner(c) for c in clients])
     elapsed = time.perf_counter() - start
-    await client.close()
+    await target.close_async(clients)
     return {
         "rps": len(latencies) / elapsed,
-        "p50_ms": pct(latencies, 0.5),
-        "p99_ms": pct(latencies, 0.99),
+        "p50_ms": pct(latencies, 0.5) if latencies else 0.0,
+        "p99_ms": pct(latencies, 0.99) if latencies else 0.0,
         "failures": failures,
     }
 
 
-def noop_from_other_process(path: str, n: int) -> list[float]:
+def noop_from_other_process(target: Target, n: int) -> list[float]:
     out = subprocess.run(
-        [sys.executable, str(HERE / "noop_client.py"), path, str(n)],
+        [sys.executable, str(HERE / "noop_client.py"), target.path, str(n), target.flavour],
         env=env(),
+        cwd=HERE,
         capture_output=True,
         text=True,
         check=True,
@@ -116,17 +214,36 @@ def noop_from_other_process(path: str, n: int) -> list[float]:
     return json.loads(out.stdout)
 
 
-def first_chunk(path: str, n: int) -> list[float]:
-    client = DirtyClient(path)
+def first_chunk(target: Target, n: int) -> list[float]:
+    client = target.sync_client()
     times = []
     for _ in range(n):
         t = time.perf_counter()
-        it = client.stream(APP, "stream", 5)
+        it = iter(client.stream(target.app, "stream", 5))
         next(it)
         times.append((time.perf_counter() - t) * 1e6)
         for _ in it:
             pass
+    client.close()
     return times
+
+
+def measure(target_cls: type[Target], workers: int, scale: float) -> dict[str, dict]:
+    tmp = tempfile.mkdtemp(prefix="ud-bench-")
+    target = target_cls(workers, tmp)
+    results: dict[str, dict] = {}
+    try:
+        for c in (1, 16, 100, 200):
+            total = int({1: 150, 16: 600, 100: 1000, 200: 1000}[c] * scale)
+            results[f"c{c}"] = asyncio.run(throughput(target, c, total))
+        noop = noop_from_other_process(target, int(4000 * scale))
+        results["noop"] = {"p50": pct(noop, 0.5), "p99": pct(noop, 0.99)}
+        fc = first_chunk(target, int(400 * scale))
+        results["chunk"] = {"p50": pct(fc, 0.5), "p99": pct(fc, 0.99)}
+    finally:
+        target.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
 
 
 def celery_noop(n: int) -> list[float] | None:
@@ -188,75 +305,81 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--quick", action="store_true", help="fewer requests (for CI smoke runs)")
+    ap.add_argument("--no-peers", action="store_true", help="measure unicorn-dirty only")
     args = ap.parse_args()
     scale = 0.25 if args.quick else 1.0
-    tmp = tempfile.mkdtemp(prefix="ud-bench-")
-    proc = start_pool(args.workers, tmp)
-    path = os.path.join(tmp, "bench.sock")
-    rows = []
-    try:
-        for c in (1, 16, 100, 200):
-            total = int({1: 150, 16: 600, 100: 1000, 200: 1000}[c] * scale)
-            r = asyncio.run(throughput(path, c, total))
+    ours = measure(Target, args.workers, scale)
+    peer = None
+    if not args.no_peers:
+        try:
+            import gunicorn.dirty  # noqa: F401
+
+            peer = measure(GunicornTarget, args.workers, scale)
+        except ImportError:
+            peer = None
+    cel = None if args.no_peers else celery_noop(int(1000 * scale))
+
+    peer_name = "gunicorn (same run)" if peer else "gunicorn (issue 5)"
+    rows = [("measurement", "unicorn-dirty", peer_name, "ratio")]
+    for c in (1, 16, 100, 200):
+        r = ours[f"c{c}"]
+        mine = f"{r['rps']:.0f}/s p50 {r['p50_ms']:.1f} p99 {r['p99_ms']:.1f} ms, {r['failures']} failed"
+        if peer:
+            p = peer[f"c{c}"]
+            theirs = f"{p['rps']:.0f}/s p50 {p['p50_ms']:.1f} p99 {p['p99_ms']:.1f} ms, {p['failures']} failed"
+            ratio = f"{r['rps'] / p['rps']:.2f}x" if p["rps"] else ""
+        else:
             ref = REFERENCE["throughput"] if c >= 100 else None
-            rows.append(
-                (
-                    f"10 ms task, concurrency {c}",
-                    f"{r['rps']:.0f} req/s",
-                    f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, {r['failures']} failed",
-                    f"{r['rps'] / ref:.2f}x gunicorn ({ref:.0f}/s)" if ref else "",
-                )
-            )
-        noop = noop_from_other_process(path, int(4000 * scale))
-        p50 = pct(noop, 0.5)
-        rows.append(
-            (
-                "no-op round trip (other process)",
-                f"p50 {p50:.0f} µs",
-                f"p99 {pct(noop, 0.99):.0f} µs",
-                f"{REFERENCE['noop_p50'] / p50:.1f}x faster than gunicorn ({REFERENCE['noop_p50']:.0f} µs), "
-                f"{REFERENCE['celery_noop_p50'] / p50:.1f}x than Celery ({REFERENCE['celery_noop_p50']:.0f} µs)",
-            )
+            theirs = f"{ref:.0f}/s" if ref else "-"
+            ratio = f"{r['rps'] / ref:.2f}x" if ref else ""
+        rows.append((f"10 ms tasks, concurrency {c}", mine, theirs, ratio))
+    n = ours["noop"]
+    pn = peer["noop"] if peer else {"p50": REFERENCE["noop_p50"], "p99": float("nan")}
+    rows.append(
+        (
+            "no-op round trip, other process",
+            f"p50 {n['p50']:.0f} µs, p99 {n['p99']:.0f} µs",
+            f"p50 {pn['p50']:.0f} µs, p99 {pn['p99']:.0f} µs",
+            f"{pn['p50'] / n['p50']:.1f}x faster",
         )
-        fc = first_chunk(path, int(400 * scale))
-        rows.append(
-            (
-                "stream first-chunk latency",
-                f"p50 {pct(fc, 0.5):.0f} µs",
-                f"p99 {pct(fc, 0.99):.0f} µs",
-                "",
-            )
+    )
+    fc = ours["chunk"]
+    pc = peer["chunk"] if peer else None
+    rows.append(
+        (
+            "stream first chunk",
+            f"p50 {fc['p50']:.0f} µs, p99 {fc['p99']:.0f} µs",
+            f"p50 {pc['p50']:.0f} µs, p99 {pc['p99']:.0f} µs" if pc else "-",
+            f"{pc['p50'] / fc['p50']:.1f}x faster" if pc else "",
         )
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        shutil.rmtree(tmp, ignore_errors=True)
-    cel = celery_noop(int(1000 * scale))
+    )
     if cel is None:
         rows.append(
             (
-                "Celery + Redis no-op round trip",
-                "skipped",
-                "celery or redis-server not installed",
-                "",
+                "Celery + Redis no-op",
+                "-",
+                f"{REFERENCE['celery_noop_p50']:.0f} µs (issue 5; not installed here)",
+                f"{REFERENCE['celery_noop_p50'] / n['p50']:.1f}x faster",
             )
         )
     else:
         cp50 = pct(cel, 0.5)
         rows.append(
             (
-                "Celery + Redis no-op round trip",
-                f"p50 {cp50:.0f} µs",
-                f"p99 {pct(cel, 0.99):.0f} µs",
-                f"unicorn-dirty is {cp50 / p50:.1f}x faster",
+                "Celery + Redis no-op (same run)",
+                "-",
+                f"p50 {cp50:.0f} µs, p99 {pct(cel, 0.99):.0f} µs",
+                f"{cp50 / n['p50']:.1f}x faster",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     print(
-        f"unicorn-dirty direct benchmark, {args.workers} workers, 1 thread each, {os.cpu_count()} CPUs"
+        f"dirty pools, direct (no HTTP): {args.workers} workers x 1 thread, {os.cpu_count()} CPUs"
     )
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for i, r in enumerate(rows):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+        if i == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
 if __name__ == "__main__":

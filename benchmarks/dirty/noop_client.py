@@ -1,4 +1,7 @@
-"""Runs in its own process: N sequential no-op calls, prints round-trip times (µs) as JSON."""
+"""Runs in its own process: N sequential no-op calls, prints round-trip times (µs) as JSON.
+
+python noop_client.py SOCKET N [unicorn|gunicorn]
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,21 @@ import json
 import sys
 import time
 
-from unicorn_dirty import DirtyClient
-
 path, n = sys.argv[1], int(sys.argv[2])
+if len(sys.argv) > 3 and sys.argv[3] == "gunicorn":
+    from gunicorn.dirty import DirtyClient
+
+    app = "gunicorn_peer:PeerBenchApp"
+else:
+    from unicorn_dirty import DirtyClient
+
+    app = "bench_app:BenchApp"
 client = DirtyClient(path)
 for _ in range(200):  # warm up
-    client.execute("bench_app:BenchApp", "noop")
+    client.execute(app, "noop")
 times = []
 for _ in range(n):
     t = time.perf_counter()
-    client.execute("bench_app:BenchApp", "noop")
+    client.execute(app, "noop")
     times.append((time.perf_counter() - t) * 1e6)
 json.dump(times, sys.stdout)
