@@ -375,7 +375,7 @@ def test_error_in_the_body_of_a_keep_alive_request():
 
 def test_app_connection_close_is_honoured_and_sent_once():
     conn = answering()
-    status, lines, _ = split(conn.respond(200, [(b"Connection", b"close")], b"x"))
+    _, lines, _ = split(conn.respond(200, [(b"Connection", b"close")], b"x"))
     assert [line.lower() for line in lines].count(b"connection: close") == 1
     assert conn.our_state is MUST_CLOSE
 
