@@ -239,3 +239,20 @@ def test_usr1_reopens_the_log_file(make_pool):
     pool.signal(signal.SIGTTIN)
     pool.wait_ready(2)
     wait_for(lambda: "TTIN, 2 worker(s)" in pool.log(), what="new lines in the new file")
+
+
+def test_a_full_queue_refuses_new_calls_at_once(make_pool):
+    from unicorn_dirty import DirtyNoWorkersAvailableError
+
+    pool = make_pool(workers=1, args=["--max-queue", "1"])
+    t1, out1 = run_in_thread(DirtyClient(pool.path).execute, ECHO, "sleep", 0.5)
+    busy_worker(pool)
+    t2, out2 = run_in_thread(DirtyClient(pool.path).execute, ECHO, "echo", "queued")
+    wait_for(lambda: pool.status()["apps"][ECHO]["queued"] == 1, what="queued call")
+    start = time.monotonic()
+    with pytest.raises(DirtyNoWorkersAvailableError, match=r"queue of dirty app .* is full"):
+        pool.client.execute(ECHO, "noop")
+    assert time.monotonic() - start < 0.3
+    t1.join(10)
+    t2.join(10)
+    assert out1 == {"value": 0.5} and out2 == {"value": [["queued"], {}]}

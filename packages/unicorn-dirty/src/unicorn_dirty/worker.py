@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import inspect
 import logging
 import os
 import queue
@@ -23,6 +22,7 @@ import socket
 import threading
 import time
 import traceback
+import types
 
 from . import protocol as P
 from .app import CallContext, _current
@@ -30,6 +30,7 @@ from .errors import CodecError, DirtyAppError, DirtyAppNotFoundError, DirtyError
 from .process import SignalQueue, reopen_log_files, set_parent_death_signal, set_proc_title
 
 WORKER_SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1]
+_SPECIAL = frozenset({types.GeneratorType, types.AsyncGeneratorType, types.CoroutineType})
 IGNORED_SIGNALS = [signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH]
 
 
@@ -242,13 +243,14 @@ class DirtyWorker:
         try:
             try:
                 result = self.apps[call.app](call.action, *call.args, **call.kwargs)
-                if inspect.isgenerator(result):
-                    self._stream_sync(call, result)
-                    return
-                if inspect.isasyncgen(result):
-                    self._stream_async(call, result)
-                    return
-                if inspect.iscoroutine(result):
+                kind = type(result)
+                if kind in _SPECIAL:
+                    if kind is types.GeneratorType:
+                        self._stream_sync(call, result)
+                        return
+                    if kind is types.AsyncGeneratorType:
+                        self._stream_async(call, result)
+                        return
                     result = self._await(call, result)
             except (asyncio.CancelledError, concurrent.futures.CancelledError):
                 self._send(P.END, call.id)
