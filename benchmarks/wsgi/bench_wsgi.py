@@ -2,7 +2,7 @@
 
 The server is pinned to one CPU and the load generator to another (taskset),
 so the numbers compare the servers' per-request cost rather than how they
-share a machine. Each cell is a warm-up followed by a measured run:
+share a machine. Each cell is the median of ``--repeat`` runs, taken in turns on both servers:
 
     uv run --no-sync python benchmarks/wsgi/bench_wsgi.py [--duration 5] [--connections 50]
 
@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -164,7 +165,8 @@ def run_python(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured run")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per run")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per server")
+    parser.add_argument("--repeat", type=int, default=3, help="measured runs per cell (median)")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=4, help="--threads for gthread")
     parser.add_argument("--server-cpu", type=int, default=0)
@@ -179,26 +181,37 @@ def main() -> None:
     server_cpu = args.server_cpu if ncpu > 1 else None
     load_cpu = args.load_cpu if ncpu > 1 else None
     print(
-        f"load: {tool}; {args.connections} connections; {args.duration:g}s per run; "
+        f"load: {tool}; {args.connections} connections; {args.repeat} x {args.duration:g}s per cell; "
         f"server on CPU {server_cpu}, load on CPU {load_cpu}; gthread --threads {args.threads}; "
         f"1 worker; python {sys.version.split()[0]}"
     )
     results: dict[tuple[str, str, str], tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as logdir:
         for worker, mode in CASES:
-            for name in SERVERS:
-                server = Server(name, worker, args.threads, server_cpu, logdir)
-                try:
+            # Both servers run at once (the idle one costs nothing) and are measured
+            # in turns, so noise from a shared machine falls on both alike.
+            servers = {n: Server(n, worker, args.threads, server_cpu, logdir) for n in SERVERS}
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in SERVERS}
+            try:
+                for server in servers.values():
                     if args.warmup:
                         load(server.port, mode, args.warmup, args.connections, load_cpu)
-                    results[(name, worker, mode)] = load(
-                        server.port, mode, args.duration, args.connections, load_cpu
-                    )
-                finally:
+                for _ in range(args.repeat):
+                    for name, server in servers.items():
+                        runs[name].append(
+                            load(server.port, mode, args.duration, args.connections, load_cpu)
+                        )
+            finally:
+                for server in servers.values():
                     server.stop()
-                rps, p99 = results[(name, worker, mode)]
+            for name in SERVERS:
+                rps = statistics.median(r for r, _ in runs[name])
+                p99 = statistics.median(p for _, p in runs[name])
+                results[(name, worker, mode)] = (rps, p99)
+                spread = ", ".join(f"{r:.0f}" for r, _ in runs[name])
                 print(
-                    f"  {name:8} {worker:8} {mode:10} {rps:10.0f} req/s  p99 {p99:8.2f} ms",
+                    f"  {name:8} {worker:8} {mode:10} median {rps:8.0f} req/s  "
+                    f"p99 {p99:7.2f} ms  (runs: {spread})",
                     file=sys.stderr,
                 )
 
