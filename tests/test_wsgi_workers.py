@@ -245,3 +245,25 @@ def test_access_log_and_request_hooks(tmp_path, worker):
         srv.wait_log("post_request /path?q=1 200 OK 8")
     finally:
         srv.stop()
+
+
+def test_sync_request_timeout_replaces_the_worker(tmp_path):
+    srv = Unicorn(tmp_path, ROUTES, "-k", "sync", "-t", "1")
+    try:
+        before = httpx.get(srv.url + "/whoami").text.split()[0]
+        with pytest.raises(httpx.TransportError):
+            httpx.get(srv.url + "/slow?30", timeout=20)
+        srv.wait_log("WORKER TIMEOUT")
+        after = wait_for(
+            lambda: _pid_or_none(srv.url), what=f"a replacement worker; log:\n{srv.log()}"
+        )
+        assert after != before
+    finally:
+        srv.stop()
+
+
+def _pid_or_none(url: str) -> str | None:
+    try:
+        return httpx.get(url + "/whoami", timeout=2).text.split()[0]
+    except httpx.TransportError:
+        return None

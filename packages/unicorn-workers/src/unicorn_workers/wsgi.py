@@ -269,6 +269,13 @@ class WSGIConfig:
             b"content-length": "CONTENT_LENGTH",
         }
         self.status_cache: dict[str, tuple[int, bytes]] = {}
+        if get("proxy_protocol", False):
+            # unicorn_http has no PROXY header parser yet: every such connection
+            # would be answered 400, so say why once instead of per request.
+            log.warning(
+                "proxy_protocol is set but the WSGI workers do not parse PROXY headers "
+                "yet; connections that start with one are refused with 400"
+            )
 
     def environ_key(self, name: bytes) -> str:
         key = self.keys.get(name)
