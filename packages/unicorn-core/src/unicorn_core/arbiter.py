@@ -116,6 +116,7 @@ _SIGNALS = {
     signal.SIGWINCH: "winch",
 }
 _LOOP_TIMEOUT = 1.0
+_BLOCKED_AT_FORK = (*_SIGNALS, signal.SIGCHLD)
 
 
 class Arbiter:
@@ -498,22 +499,35 @@ class Arbiter:
             ) from exc
         self.cfg.pre_fork(self, worker)
         env = self.sidecars.worker_env()
-        pid = os.fork()
+        # Signals stay blocked across the fork: a TERM arriving before the child
+        # dropped the master's handlers would otherwise be queued there and lost.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED_AT_FORK)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
         if pid != 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             worker.pid = pid
             worker.spawned_at = time.monotonic()
             self.workers[pid] = worker
             return pid
-        self._run_worker(worker, env)
+        self._run_worker(worker, env, mask)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _run_worker(self, worker: Worker, env: dict[str, str]) -> None:
+    def _run_worker(self, worker: Worker, env: dict[str, str], mask: Any = ()) -> None:
         """In the child: run the worker and exit with a status that says how it ended."""
         code = 0
         try:
+            # until the worker installs its handlers: stop requests stop it at
+            # once, the rest (HUP, USR1, TTIN ...) are ignored, not fatal
             for sig in _SIGNALS:
-                signal.signal(sig, signal.SIG_DFL)
+                fatal = sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+                signal.signal(sig, signal.SIG_DFL if fatal else signal.SIG_IGN)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.set_wakeup_fd(-1)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             for fd in self._pipe:
                 os.close(fd)
             os.environ.update(env)

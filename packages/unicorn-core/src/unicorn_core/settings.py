@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata
 import inspect
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -235,6 +236,8 @@ class Setting:
                     return False
             raise ValueError("")
         if t == "string":
+            if isinstance(value, os.PathLike):
+                value = os.fspath(value)
             if not isinstance(value, str):
                 raise TypeError("")
             return value
