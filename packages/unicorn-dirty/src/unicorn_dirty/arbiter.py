@@ -60,7 +60,7 @@ from .process import (
     set_parent_death_signal,
     set_proc_title,
 )
-from .settings import SOCKET_ENV, DirtyConfig
+from .settings import MAX_PAYLOAD_ENV, SOCKET_ENV, DirtyConfig
 from .stash import StashStore
 from .worker import DirtyWorker
 
@@ -267,7 +267,9 @@ class DirtyArbiter:
             set_parent_death_signal(signal.SIGTERM)
         set_proc_title("unicorn-dirty arbiter")
         self.signals = SignalQueue(ARBITER_SIGNALS)
+        # the workers' own clients (stash calls from actions) find the pool here
         os.environ[SOCKET_ENV] = self.socket_path
+        os.environ[MAX_PAYLOAD_ENV] = str(self.max_payload)
         try:
             if not self.specs:
                 self.load_apps()
