@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from harness import WORKER, run_unicorn
+from harness import WORKER, run_unicorn, wait_for
 
 from unicorn_core.errors import APP_LOAD_ERROR
 
@@ -105,3 +105,17 @@ def test_factory_apps(start_server):
     assert server.get()[2].endswith("app=hi")
     server = start_server(app="apps:factory('hey', punct='!')").ready()
     assert server.get()[2].endswith("app=hey!")
+
+
+@pytest.mark.parametrize("preload", [True, False])
+def test_preload_imports_the_app_once_in_the_master(preload, start_server, tmp_path):
+    count = tmp_path / "imports"
+    args = ("-w", "2", "--preload") if preload else ("-w", "2")
+    server = start_server(*args, app="counting_app:app", env={"COUNT_FILE": str(count)})
+    server.ready(workers=2)
+    workers = server.workers()
+    importers = {int(line) for line in count.read_text().split()}
+    if preload:
+        assert importers == {server.pid}
+    else:
+        wait_for(lambda: {int(x) for x in count.read_text().split()} == workers, 10, "imports")
