@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from unicorn_workers import Control
-from unicorn_workers.gthread import ThreadedServer
+from unicorn_workers.gthread import SelectorSet, ThreadedServer
 from unicorn_workers.sync import SyncServer
 from unicorn_workers.wsgi import WSGIConfig
 
@@ -49,6 +49,8 @@ def serve(h):
             server = SyncServer([lsock], config, control)
         else:
             config = WSGIConfig(app, settings, log, multithread=True)
+            if kind == "gthread-selector":
+                opts["poller"] = SelectorSet()
             server = ThreadedServer([lsock], config, control, **opts)
         thread = threading.Thread(target=server.serve, daemon=True)
         thread.start()
@@ -79,7 +81,13 @@ def read_until_closed(s: socket.socket) -> bytes:
     return out
 
 
-@pytest.mark.parametrize("kind", ["sync", "gthread"])
+@pytest.fixture(params=["gthread", "gthread-selector"])
+def gthread(request):
+    """gthread on epoll, and on the selector fallback used where there is no epoll."""
+    return request.param
+
+
+@pytest.mark.parametrize("kind", ["sync", "gthread", "gthread-selector"])
 def test_get_and_post(serve, kind):
     with serve(kind) as srv:
         r = httpx.get(srv.url + "/hello")
@@ -107,8 +115,8 @@ def test_sync_stops_after_max_requests(serve):
         assert srv.control.nr == 2
 
 
-def test_gthread_keeps_connections_alive_and_pipelines(serve):
-    with serve("gthread", threads=2) as srv:
+def test_gthread_keeps_connections_alive_and_pipelines(serve, gthread):
+    with serve(gthread, threads=2) as srv:
         with httpx.Client() as client:
             for i in range(5):
                 r = client.get(srv.url + f"/{i}")
@@ -127,8 +135,8 @@ def test_gthread_keeps_connections_alive_and_pipelines(serve):
         assert bodies == [b"/p%d " % i for i in range(10)] + [b"/last "]
 
 
-def test_gthread_closes_idle_connections_after_keepalive(serve):
-    with serve("gthread", keepalive=0.3) as srv, socket.create_connection(srv.addr, timeout=5) as s:
+def test_gthread_closes_idle_connections_after_keepalive(serve, gthread):
+    with serve(gthread, keepalive=0.3) as srv, socket.create_connection(srv.addr, timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         first = s.recv(65536)
         assert first.startswith(b"HTTP/1.1 200")
@@ -137,7 +145,7 @@ def test_gthread_closes_idle_connections_after_keepalive(serve):
         assert time.monotonic() - started < 3
 
 
-def test_gthread_slow_request_does_not_block_others(serve):
+def test_gthread_slow_request_does_not_block_others(serve, gthread):
     in_app = threading.Event()
     release = threading.Event()
 
@@ -147,7 +155,7 @@ def test_gthread_slow_request_does_not_block_others(serve):
             release.wait(10)
         return echo_app(environ, start_response)
 
-    with serve("gthread", app, threads=2) as srv:
+    with serve(gthread, app, threads=2) as srv:
         slow = threading.Thread(target=httpx.get, args=(srv.url + "/slow",))
         slow.start()
         assert in_app.wait(5)
@@ -159,8 +167,8 @@ def test_gthread_slow_request_does_not_block_others(serve):
             slow.join()
 
 
-def test_gthread_worker_connections_bound(serve):
-    with serve("gthread", threads=2, worker_connections=1) as srv:
+def test_gthread_worker_connections_bound(serve, gthread):
+    with serve(gthread, threads=2, worker_connections=1) as srv:
         first = socket.create_connection(srv.addr, timeout=5)
         first.sendall(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
         assert first.recv(65536).startswith(b"HTTP/1.1 200")
@@ -176,7 +184,7 @@ def test_gthread_worker_connections_bound(serve):
         second.close()
 
 
-def test_gthread_graceful_drain(serve):
+def test_gthread_graceful_drain(serve, gthread):
     in_app = threading.Event()
 
     def app(environ, start_response):
@@ -185,7 +193,7 @@ def test_gthread_graceful_drain(serve):
             time.sleep(0.5)
         return echo_app(environ, start_response)
 
-    with serve("gthread", app, threads=2, graceful_timeout=5) as srv:
+    with serve(gthread, app, threads=2, graceful_timeout=5) as srv:
         result = {}
 
         def slow():
@@ -211,7 +219,7 @@ def test_gthread_graceful_drain(serve):
                 raise ConnectionResetError
 
 
-def test_gthread_graceful_timeout_bounds_the_drain(serve):
+def test_gthread_graceful_timeout_bounds_the_drain(serve, gthread):
     in_app = threading.Event()
 
     def app(environ, start_response):
@@ -219,7 +227,7 @@ def test_gthread_graceful_timeout_bounds_the_drain(serve):
         time.sleep(3)
         return echo_app(environ, start_response)
 
-    with serve("gthread", app, threads=1, graceful_timeout=0.3) as srv:
+    with serve(gthread, app, threads=1, graceful_timeout=0.3) as srv:
         t = threading.Thread(target=lambda: httpx.get(srv.url, timeout=5), daemon=True)
         t.start()
         assert in_app.wait(5)
@@ -230,8 +238,8 @@ def test_gthread_graceful_timeout_bounds_the_drain(serve):
         assert "Graceful timeout" in srv.log.text("warning")
 
 
-def test_gthread_max_requests(serve):
-    with serve("gthread", threads=2, max_requests=3) as srv:
+def test_gthread_max_requests(serve, gthread):
+    with serve(gthread, threads=2, max_requests=3) as srv:
         with httpx.Client() as client:
             codes = [client.get(srv.url).status_code for _ in range(3)]
         assert codes == [200, 200, 200]
@@ -239,8 +247,8 @@ def test_gthread_max_requests(serve):
         assert not srv.thread.is_alive()
 
 
-def test_gthread_bad_request_does_not_affect_other_connections(serve):
-    with serve("gthread", threads=2) as srv, httpx.Client() as client:
+def test_gthread_bad_request_does_not_affect_other_connections(serve, gthread):
+    with serve(gthread, threads=2) as srv, httpx.Client() as client:
         assert client.get(srv.url + "/a").status_code == 200
         with socket.create_connection(srv.addr, timeout=5) as s:
             s.sendall(
@@ -271,7 +279,7 @@ def tls_files(tmp_path_factory):
     return d / "c.pem", d / "k.pem"
 
 
-@pytest.mark.parametrize("kind", ["sync", "gthread"])
+@pytest.mark.parametrize("kind", ["sync", "gthread", "gthread-selector"])
 def test_tls(h, tls_files, kind, tmp_path):
     import ssl
 
@@ -293,7 +301,10 @@ def test_tls(h, tls_files, kind, tmp_path):
     if kind == "sync":
         server = SyncServer([lsock], WSGIConfig(app, settings, h.Log(), keepalive=False), control)
     else:
-        server = ThreadedServer([lsock], WSGIConfig(app, settings, h.Log()), control, threads=2)
+        poller = SelectorSet() if kind == "gthread-selector" else None
+        server = ThreadedServer(
+            [lsock], WSGIConfig(app, settings, h.Log()), control, threads=2, poller=poller
+        )
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     url = "https://{}:{}".format(*lsock.getsockname())

@@ -25,11 +25,16 @@ in the poller, owned by nobody): the main thread closes only idle connections
 and a pool thread takes only idle ones, so neither closes a socket the other
 is using. Bytes of a request head that arrive slowly never hold a thread: a
 partial head is kept by the parser and the socket re-armed.
+
+Without epoll (macOS, the BSDs) :class:`SelectorSet` gives the same one-shot
+contract with a selector that one thread at a time waits in.
 """
 
 from __future__ import annotations
 
+import os
 import select
+import selectors
 import socket
 import threading
 import time
@@ -42,8 +47,91 @@ from unicorn_workers.wsgi import RECV_SIZE, ClientConnection, WSGIConfig
 
 __all__ = ["ThreadWorker", "ThreadedServer"]
 
-_ARM = select.EPOLLIN | select.EPOLLONESHOT
 _SWEEP_INTERVAL = 0.25
+
+
+class EpollSet:
+    """One-shot readiness shared by many threads: ``EPOLLONESHOT`` (Linux).
+
+    ``wait()`` gives one ready descriptor to one thread and disarms it until
+    ``rearm()``; ``add``/``rearm``/``remove`` are safe while others wait.
+    """
+
+    _ARM = select.EPOLLIN | select.EPOLLONESHOT if hasattr(select, "epoll") else 0
+
+    def __init__(self) -> None:
+        self._ep = select.epoll()
+
+    def add(self, fd: int) -> None:
+        self._ep.register(fd, self._ARM)
+
+    def rearm(self, fd: int) -> None:
+        self._ep.modify(fd, self._ARM)
+
+    def remove(self, fd: int) -> None:
+        self._ep.unregister(fd)
+
+    def wait(self, timeout: float) -> list[int]:
+        return [fd for fd, _ in self._ep.poll(timeout, 1)]
+
+
+class SelectorSet:
+    """The same contract where there is no epoll (macOS, the BSDs).
+
+    One thread at a time waits in the selector (leader/follower); the ready
+    descriptor it takes is unregistered before it lets the next thread in,
+    which is what one-shot means. A pipe wakes the waiting thread when a
+    socket is (re-)armed, since select and poll see changes only on their
+    next call.
+    """
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._leader = threading.Lock()
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+        self._sel.register(self._r, selectors.EVENT_READ)
+
+    def add(self, fd: int) -> None:
+        try:
+            self._sel.register(fd, selectors.EVENT_READ)
+        except (KeyError, ValueError) as exc:
+            raise OSError(str(exc)) from None
+        try:
+            os.write(self._w, b"!")
+        except OSError:
+            pass
+
+    rearm = add
+
+    def remove(self, fd: int) -> None:
+        try:
+            self._sel.unregister(fd)
+        except (KeyError, ValueError) as exc:
+            raise OSError(str(exc)) from None
+
+    def wait(self, timeout: float) -> list[int]:
+        if not self._leader.acquire(timeout=timeout):
+            return []
+        try:
+            for key, _ in self._sel.select(timeout):
+                if key.fd == self._r:
+                    try:
+                        while os.read(self._r, 4096):
+                            pass
+                    except OSError:
+                        pass
+                    continue
+                self._sel.unregister(key.fd)
+                return [key.fd]
+            return []
+        finally:
+            self._leader.release()
+
+
+def make_poller() -> EpollSet | SelectorSet:
+    return EpollSet() if hasattr(select, "epoll") else SelectorSet()
 
 
 class ThreadedServer:
@@ -59,6 +147,7 @@ class ThreadedServer:
         worker_connections: int = 1000,
         keepalive: float = 2.0,
         graceful_timeout: float = 30.0,
+        poller: EpollSet | SelectorSet | None = None,
     ) -> None:
         self.config = config
         self.control = control
@@ -70,7 +159,7 @@ class ThreadedServer:
         self._names = {fd: server_address(ls) for fd, ls in self.listeners.items()}
         self.conns: dict[int, ClientConnection] = {}
         self.lock = threading.Lock()
-        self.poller = select.epoll()
+        self.poller = poller if poller is not None else make_poller()
         self.accepting = False
         self.running = False
         self.pool: list[threading.Thread] = []
@@ -81,7 +170,7 @@ class ThreadedServer:
         control = self.control
         for fd, ls in self.listeners.items():
             ls.setblocking(False)
-            self.poller.register(fd, _ARM)
+            self.poller.add(fd)
         self.accepting = True
         self.running = True
         for n in range(self.threads):
@@ -114,7 +203,7 @@ class ThreadedServer:
             self.accepting = False
             for fd in self.listeners:
                 try:
-                    self.poller.unregister(fd)
+                    self.poller.remove(fd)
                 except OSError:
                     pass
         deadline = time.monotonic() + self.graceful_timeout
@@ -145,7 +234,7 @@ class ThreadedServer:
                 conn = self.conns.pop(fd)
                 conn.idle = False
                 try:
-                    self.poller.unregister(fd)
+                    self.poller.remove(fd)
                 except OSError:
                     pass
                 conn.close()
@@ -157,25 +246,29 @@ class ThreadedServer:
         if self.accepting and len(self.conns) < self.worker_connections:
             for fd in self.listeners:
                 try:
-                    self.poller.modify(fd, _ARM)
+                    self.poller.rearm(fd)
                 except OSError:
                     pass
 
     # -- the pool threads -------------------------------------------------------------
 
     def _loop(self) -> None:
-        poll = self.poller.poll
+        wait = self.poller.wait
         listeners = self.listeners
         conns = self.conns
         lock = self.lock
         while self.running:
             try:
-                events = poll(1.0, 1)
+                events = wait(1.0)
             except InterruptedError:
                 continue
             except (OSError, ValueError):
-                return
-            for fd, _ in events:
+                # select/poll fallback: a socket closed while another thread waited
+                if not self.running:
+                    return
+                time.sleep(0.001)
+                continue
+            for fd in events:
                 if fd in listeners:
                     try:
                         self._accept(fd)
@@ -210,7 +303,7 @@ class ThreadedServer:
             with self.lock:
                 if self.accepting and len(self.conns) + len(accepted) < self.worker_connections:
                     try:
-                        self.poller.modify(lfd, _ARM)
+                        self.poller.rearm(lfd)
                     except OSError:
                         pass
         server = self._names[lfd]
@@ -242,7 +335,7 @@ class ThreadedServer:
             if data is None:
                 with self.lock:
                     conn.idle = True
-                    self.poller.register(fd, _ARM)
+                    self.poller.add(fd)
                 continue
             conn.h1.receive_data(data)
             try:
@@ -274,9 +367,9 @@ class ThreadedServer:
                     conn.idle = True
                     try:
                         if registered:
-                            self.poller.modify(fd, _ARM)
+                            self.poller.rearm(fd)
                         else:
-                            self.poller.register(fd, _ARM)
+                            self.poller.add(fd)
                     except OSError:
                         conn.idle = False
                         break
@@ -296,7 +389,7 @@ class ThreadedServer:
             if self.conns.get(fd) is conn:
                 del self.conns[fd]
                 try:
-                    self.poller.unregister(fd)
+                    self.poller.remove(fd)
                 except OSError:
                     pass  # never registered (served straight from accept)
             conn.close()
