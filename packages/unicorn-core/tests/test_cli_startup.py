@@ -80,7 +80,7 @@ def test_unknown_worker_lists_installed_and_the_extra(cli):
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert "unknown worker class 'gevent' (installed: " in line
-    assert "pip install 'unicorn[gevent]'" in line
+    assert 'pip install "unicorn[gevent]"' in line
 
 
 def test_worker_path_must_be_a_worker(cli):

@@ -99,10 +99,9 @@ SETTINGS = (
 
 #: where workers that are not installed come from
 WORKER_EXTRAS = {
-    "sync": "unicorn",
-    "gthread": "unicorn",
+    "sync": "unicorn-workers",
+    "gthread": "unicorn-workers",
     "asgi": "unicorn[asgi]",
-    "uvicorn": "unicorn[asgi]",
     "gevent": "unicorn[gevent]",
     "eventlet": "unicorn[eventlet]",
     "tornado": "unicorn[tornado]",
@@ -132,12 +131,12 @@ def load_worker_class(name: str) -> type[Worker]:
         have = ", ".join(sorted(installed)) or "none"
         hint = ""
         if name in WORKER_EXTRAS:
-            hint = f"; install it with: pip install {WORKER_EXTRAS[name]!r}"
+            hint = f'; install it with: pip install "{WORKER_EXTRAS[name]}"'
         else:
             missing = sorted(set(WORKER_EXTRAS) - set(installed))
             if missing:
                 hint = "; others come with " + ", ".join(
-                    f"{n}: pip install {WORKER_EXTRAS[n]!r}" for n in missing
+                    f'{n}: pip install "{WORKER_EXTRAS[n]}"' for n in missing
                 )
         raise ConfigError(f"unknown worker class {name!r} (installed: {have}){hint}")
     if not (isinstance(cls, type) and issubclass(cls, Worker)):
