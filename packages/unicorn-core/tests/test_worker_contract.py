@@ -77,3 +77,11 @@ def test_worker_lookup_by_path():
     assert issubclass(load_worker_class("fixed_worker.FixedWorker"), Worker)
     with pytest.raises(ConfigError, match="not a subclass"):
         load_worker_class("apps.app")
+
+
+def test_public_names_resolve():
+    import unicorn_core
+
+    for name in unicorn_core.__all__:
+        assert getattr(unicorn_core, name) is not None
+    assert unicorn_core.Worker is Worker
