@@ -36,38 +36,39 @@ def answering(port: int):
         return None
 
 
-def test_http_workers_call_the_sidecar_pool_and_kill_9_of_the_master_leaves_nothing(tmp_path):
+def ready(port: int):
+    status = answering(port)
+    if status and sum(w["ready"] for w in status["status"]["workers"]) == 2:
+        return status
+    return None
+
+
+def start_unicorn(tmp_path) -> tuple[subprocess.Popen, int, dict]:
     port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "unicorn_core",
+        "dirty_wsgi_app:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+    ]
+    cmd += ["-w", "2", "--dirty-app", "sample_apps:EchoApp", "--dirty-workers", "2"]
     master = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "unicorn_core",
-            "dirty_wsgi_app:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "-w",
-            "2",
-            "--dirty-app",
-            "sample_apps:EchoApp",
-            "--dirty-workers",
-            "2",
-        ],
-        env=child_env(),
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        cmd, env=child_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        info = wait_for(
-            lambda: (
-                (s := answering(port))
-                and sum(w["ready"] for w in s["status"]["workers"]) == 2
-                and s
-            ),
-            timeout=20,
-            what="unicorn with its dirty pool",
-        )
+        info = wait_for(lambda: ready(port), timeout=20, what="unicorn with its dirty pool")
+    except BaseException:
+        master.kill()
+        master.wait()
+        raise
+    return master, port, info
+
+
+def test_http_workers_call_the_sidecar_pool_and_kill_9_of_the_master_leaves_nothing(tmp_path):
+    master, port, info = start_unicorn(tmp_path)
+    try:
         assert get(port, "/hello") == [["/hello"], {}]
         assert get(port, "/stream") == [0, 1, 2]
         arbiter = info["status"]["pid"]
@@ -84,3 +85,25 @@ def test_http_workers_call_the_sidecar_pool_and_kill_9_of_the_master_leaves_noth
     finally:
         master.kill()
         master.wait()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_sse_from_a_dirty_stream_and_client_disconnect_cancels_the_work(tmp_path, kind):
+    httpx = pytest.importorskip("httpx")
+    master, port, _ = start_unicorn(tmp_path)
+    marker = f"sse-{kind}"
+    try:
+        events = []
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/sse/{kind}/{marker}", timeout=10) as r:
+            assert r.headers["content-type"] == "text/event-stream"
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    events.append(line)
+                if len(events) == 5:
+                    break  # the HTTP client goes away mid-stream
+        assert len(events) == 5
+        # the dirty worker's generator was closed: the work stopped
+        wait_for(lambda: get(port, f"/mark?{marker}") == "closed", what="dirty stream cancelled")
+    finally:
+        master.send_signal(signal.SIGTERM)
+        master.wait(15)
