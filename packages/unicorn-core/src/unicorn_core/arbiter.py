@@ -243,8 +243,7 @@ class Arbiter:
                 if self.sig_queue:
                     sig = self.sig_queue.pop(0)
                     name = _SIGNALS[sig]
-                    if name not in ("ttin", "ttou", "usr1"):
-                        self.log.info("Handling signal: %s", name)
+                    self.log.info("Handling signal: %s", name)
                     getattr(self, f"handle_{name}")()
                     continue
                 self.sleep(self._loop_timeout())
