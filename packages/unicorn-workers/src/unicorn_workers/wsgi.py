@@ -593,6 +593,10 @@ class ClientConnection:
             self.sock.close()
         except OSError:
             pass
+        # The base environ and start_response hold bound methods of self: break
+        # the cycles so the connection is freed at once, not by the cyclic GC.
+        self.base = {}
+        self.start_response = None  # type: ignore[assignment]
 
     # -- writing ----------------------------------------------------------------------------
 
