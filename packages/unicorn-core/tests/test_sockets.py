@@ -28,6 +28,7 @@ pytestmark = pytest.mark.timeout(30)
         ("unix:/run/app.sock", (socket.AF_UNIX, "/run/app.sock")),
         ("fd://5", (-1, 5)),
         ("tcp://127.0.0.1:80", (socket.AF_INET, ("127.0.0.1", 80))),
+        ("localhost:8080", (socket.AF_INET, ("127.0.0.1", 8080))),
     ],
 )
 def test_parse_address(bind, expected):

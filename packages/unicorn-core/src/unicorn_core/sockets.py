@@ -158,9 +158,11 @@ def parse_address(bind: str, default_port: int = 8000) -> tuple[int, Any]:
     if family == socket.AF_INET and not _is_ipv4(host):
         # a host name: resolve it and bind its first address
         try:
-            info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise ConfigError(f"bind {bind!r}: cannot resolve {host!r}: {exc}") from None
+        # prefer IPv4, as gunicorn binds "localhost:8000" to 127.0.0.1
+        info = next((i for i in infos if i[0] == socket.AF_INET), infos[0])
         return info[0], info[4][:2]
     return family, (host, port)
 
