@@ -267,3 +267,25 @@ def _pid_or_none(url: str) -> str | None:
         return httpx.get(url + "/whoami", timeout=2).text.split()[0]
     except httpx.TransportError:
         return None
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_term_lets_the_request_in_flight_finish(tmp_path, worker):
+    srv = Unicorn(tmp_path, ROUTES, *WORKERS[worker], env={"ROUTES_MARK_DIR": str(tmp_path)})
+    result = {}
+
+    def slow():
+        result["r"] = httpx.get(srv.url + "/slow?1", timeout=10)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    try:
+        wait_for(lambda: (tmp_path / "entered").exists(), what="the request to reach the app")
+        srv.proc.send_signal(15)
+        t.join(10)
+        assert result["r"].status_code == 200
+        assert result["r"].headers["connection"] == "close"
+        assert srv.proc.wait(10) == 0
+    finally:
+        t.join(10)
+        srv.stop()

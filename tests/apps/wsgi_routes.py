@@ -24,6 +24,10 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return (b"x" * 65536 for _ in range(2000))
     if path == "/slow":
+        mark = os.environ.get("ROUTES_MARK_DIR")
+        if mark:  # lets a test see that the request is in the application
+            with open(os.path.join(mark, "entered"), "w"):
+                pass
         time.sleep(float(environ.get("QUERY_STRING") or "0.5"))
     if path == "/error":
         raise RuntimeError("the application failed on purpose")
