@@ -109,6 +109,8 @@ def run(chunks: list[bytes], *, eof: bool = False, **kw) -> tuple[list, Failed |
     events: list = []
     try:
         for chunk in chunks:
+            if not chunk:
+                continue  # b"" would mean EOF
             ws.receive_data(chunk)
             drain(ws, events)
         if eof:
