@@ -184,6 +184,7 @@ class H1Connection:
         self.limit_request_fields = _unlimited(limit_request_fields)
         self.limit_request_field_size = _unlimited(limit_request_field_size)
         self.limit_chunk_extensions = _unlimited(limit_chunk_extensions)
+        self._max_chunk_line = self.limit_chunk_extensions + 16
         self.limit_trailer_size = _unlimited(limit_trailer_size)
         self.max_body_size = _unlimited(max_body_size)
         self.max_drain = max_drain
@@ -199,7 +200,11 @@ class H1Connection:
         self._server_line = b"Server: " + server + _CRLF if server else b""
         self._send_date = send_date
 
+        # Unconsumed input is _buf[_pos:] followed by the pieces in _more. Readers
+        # move _pos instead of slicing off what they consumed, which would copy
+        # the rest of the buffer for every chunk and every pipelined request.
         self._buf = b""
+        self._pos = 0
         self._more: deque[bytes] = deque()
         self._eof = False
         self._scan = 0
@@ -241,15 +246,29 @@ class H1Connection:
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """Bytes received past the end of what was parsed (after a protocol switch), and EOF."""
-        self._join()
-        return self._buf, self._eof
+        return self._join(), self._eof
 
     def _join(self) -> bytes:
+        """All unconsumed input as one string, from offset 0 (``_pos`` becomes 0)."""
+        buf = self._buf
+        if self._pos:
+            buf = buf[self._pos :]
+            self._pos = 0
         if self._more:
-            self._more.appendleft(self._buf)
-            self._buf = b"".join(self._more)
+            self._more.appendleft(buf)
+            buf = b"".join(self._more)
             self._more.clear()
-        return self._buf
+        self._buf = buf
+        return buf
+
+    def _advance(self, buf: bytes, to: int) -> None:
+        """Mark ``buf[:to]`` consumed (``buf`` is what ``_buf`` holds or will hold)."""
+        if to >= len(buf):
+            self._buf = b""
+            self._pos = 0
+        else:
+            self._buf = buf
+            self._pos = to
 
     def _fail(self, reason: str, status: int = 400) -> RemoteProtocolError:
         self.their_state = ERROR
@@ -271,14 +290,17 @@ class H1Connection:
 
     def _read_head(self) -> Event | object:
         buf = self._buf
+        pos = self._pos
         if self._more:
             buf = self._join()
-        end = buf.find(b"\r\n\r\n", self._scan)
+            pos = 0
+        end = buf.find(b"\r\n\r\n", pos + self._scan)
         if end < 0:
             if not buf and not self._eof:
                 return NEED_DATA
-            return self._head_incomplete(buf)
-        if buf[:2] == _CRLF:
+            return self._head_incomplete(self._join())
+        if buf.startswith(_CRLF, pos):
+            buf = self._join()
             # RFC 9112 section 2.2: ignore empty lines received before the request-line.
             stripped = buf.lstrip(b"\r\n")
             skipped = len(buf) - len(stripped)
@@ -291,8 +313,8 @@ class H1Connection:
             self._buf = stripped
             self._scan = 0
             return self._read_head()
-        head = buf[:end]
-        self._buf = buf[end + 4 :]
+        head = buf[pos:end]
+        self._advance(buf, end + 4)
         self._scan = 0
         req = self._parse_head(head)
         self.request = req
@@ -593,9 +615,11 @@ class H1Connection:
     def _take_body(self, then: Callable[[], Event | object]) -> Event | object:
         """The next piece of a body whose remaining length is ``_body_left``; ``then`` reads on."""
         buf = self._buf
-        if not buf:
+        pos = self._pos
+        if pos == len(buf):
             if self._more:
                 buf = self._more.popleft()
+                pos = 0
             elif self._eof:
                 raise self._fail(
                     f"connection closed with {self._body_left} bytes of the request body to come"
@@ -603,12 +627,15 @@ class H1Connection:
             else:
                 return NEED_DATA
         left = self._body_left
-        if len(buf) <= left:
+        end = pos + left
+        if end >= len(buf):
+            chunk = buf[pos:] if pos else buf
             self._buf = b""
-            chunk = buf
+            self._pos = 0
         else:
-            chunk = buf[:left]
-            self._buf = buf[left:]
+            chunk = buf[pos:end]
+            self._buf = buf
+            self._pos = end
         left -= len(chunk)
         self._body_left = left
         if not left:
@@ -624,16 +651,42 @@ class H1Connection:
 
     def _read_chunk_size(self) -> Event | object:
         buf = self._buf
-        if self._more:
+        pos = self._pos
+        i = buf.find(b"\r\n", pos)
+        if i < 0 and self._more:
             buf = self._join()
-        i = buf.find(b"\r\n")
-        if i < 0 or i > self.limit_chunk_extensions + 16:
-            if i > self.limit_chunk_extensions + 16 or len(buf) > self.limit_chunk_extensions + 18:
+            pos = 0
+            i = buf.find(b"\r\n")
+        if i < 0 or i - pos > self._max_chunk_line:
+            if i - pos > self._max_chunk_line or len(buf) - pos > self._max_chunk_line + 2:
                 raise self._fail("chunk size line longer than the chunk extension limit")
             if self._eof:
                 raise self._fail("connection closed inside a chunked request body")
             return NEED_DATA
-        m = CHUNK_SIZE_RE.fullmatch(buf, 0, i)
+        line = buf[pos:i]
+        # Fast path: plain hex digits. int(x, 16) alone would also take "0x",
+        # "_" and a sign (RFC 9112 section 7.1 allows none), so those go the
+        # strict way, through the grammar.
+        if line.isalnum() and len(line) <= 16 and b"x" not in line and b"X" not in line:
+            try:
+                size = int(line, 16)
+            except ValueError:
+                size = self._chunk_size_line(line)
+        else:
+            size = self._chunk_size_line(line)
+        self._advance(buf, i + 2)
+        if size == 0:
+            self.next_event = self._read_trailers
+            return self._read_trailers()
+        self._body_seen += size
+        if self._body_seen > self.max_body_size:
+            raise self._fail(f"request body over the limit of {self.max_body_size} bytes", 413)
+        self._body_left = size
+        self.next_event = self._read_chunk_data
+        return self._take_body(self._read_chunk_crlf)
+
+    def _chunk_size_line(self, line: bytes) -> int:
+        m = CHUNK_SIZE_RE.fullmatch(line)
         if m is None:
             raise self._fail(
                 "invalid chunk size line (RFC 9112 section 7.1: 1*HEXDIG [ chunk-ext ])"
@@ -643,43 +696,33 @@ class H1Connection:
             self._ext_seen += ext
             if self._ext_seen > self.limit_chunk_extensions:
                 raise self._fail("chunk extensions over their limit")
-        size = int(m.group(1), 16)
-        self._buf = buf[i + 2 :]
-        if size == 0:
-            self.next_event = self._read_trailers
-            return self.next_event()
-        self._body_seen += size
-        if self._body_seen > self.max_body_size:
-            raise self._fail(f"request body over the limit of {self.max_body_size} bytes", 413)
-        self._body_left = size
-        self.next_event = self._read_chunk_data
-        return self._read_chunk_data()
+        return int(m.group(1), 16)
 
     def _read_chunk_data(self) -> Event | object:
         return self._take_body(self._read_chunk_crlf)
 
     def _read_chunk_crlf(self) -> Event | object:
         buf = self._buf
-        if len(buf) < 2 and self._more:
+        pos = self._pos
+        if len(buf) - pos < 2:
             buf = self._join()
+            pos = 0
         if len(buf) < 2:
             if buf and buf != b"\r":
                 raise self._fail("chunk data not followed by CRLF (RFC 9112 section 7.1)")
             if self._eof:
                 raise self._fail("connection closed inside a chunked request body")
             return NEED_DATA
-        if buf[:2] != _CRLF:
+        if not buf.startswith(_CRLF, pos):
             raise self._fail("chunk data not followed by CRLF (RFC 9112 section 7.1)")
-        self._buf = buf[2:]
+        self._advance(buf, pos + 2)
         self.next_event = self._read_chunk_size
         return self._read_chunk_size()
 
     def _read_trailers(self) -> Event | object:
-        buf = self._buf
-        if self._more:
-            buf = self._join()
+        buf = self._join()
         if buf[:2] == _CRLF:
-            self._buf = buf[2:]
+            self._advance(buf, 2)
             if self._end_of_request():
                 return self.next_event()
             return _EMPTY_EOM
@@ -695,7 +738,7 @@ class H1Connection:
         if end > self.limit_trailer_size:
             raise self._fail("trailer section over its limit", 431)
         block = buf[:end]
-        self._buf = buf[end + 4 :]
+        self._advance(buf, end + 4)
         trailers = self._parse_fields(block)
         for name, _ in trailers:
             if name in FORBIDDEN_TRAILERS:
