@@ -811,11 +811,7 @@ class ClientConnection:
         self._send(head)
         h1 = self.h1
         if length and req.method != b"HEAD" and self._code not in _NO_BODY_STATUS:
-            try:
-                sent = self.sock.sendfile(filelike, offset, length)
-            except OSError:
-                self.broken = True
-                raise _ClientGone from None
+            sent = self._sendfile_loop(fileno, offset, length)
             if sent < length:
                 # The file shrank under us: the framing cannot be honoured.
                 h1.keep_alive = False
@@ -825,6 +821,26 @@ class ClientConnection:
             h1.send_data(_Sized(sent))  # type: ignore[arg-type]
         self._finish()
         return True
+
+    def _sendfile_loop(self, fileno: int, offset: int, length: int) -> int:
+        """``os.sendfile`` until ``length`` bytes are out or the file ends.
+
+        The socket is blocking with ``SO_SNDTIMEO``: a client that stops reading
+        makes a call fail after ``timeout`` (``socket.sendfile`` would then wait
+        in a selector without a bound).
+        """
+        out = self.sock.fileno()
+        sent = 0
+        while sent < length:
+            try:
+                n = os.sendfile(out, fileno, offset + sent, min(length - sent, 1 << 30))
+            except OSError:
+                self.broken = True
+                raise _ClientGone from None
+            if not n:
+                break
+            sent += n
+        return sent
 
     def handle(self, req: Request) -> None:
         """Run the application on ``req`` and write its response."""
