@@ -208,7 +208,7 @@ def main() -> None:
                 rps = statistics.median(r for r, _ in runs[name])
                 p99 = statistics.median(p for _, p in runs[name])
                 results[(name, worker, mode)] = (rps, p99)
-                spread = ", ".join(f"{r:.0f}" for r, _ in runs[name])
+                spread = ", ".join(f"{r:.0f}/{p:.1f}ms" for r, p in runs[name])
                 print(
                     f"  {name:8} {worker:8} {mode:10} median {rps:8.0f} req/s  "
                     f"p99 {p99:7.2f} ms  (runs: {spread})",
