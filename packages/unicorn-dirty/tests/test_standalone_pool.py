@@ -202,3 +202,28 @@ def test_calls_made_while_a_stream_is_open_on_the_same_client(shared_pool, monke
     for chunk in client.stream(ECHO, "count", 40):
         seen.append((chunk, client.execute(ECHO, "echo", chunk)))
     assert seen == [(i, [[i], {}]) for i in range(40)]
+
+
+def test_gunicorn_style_helpers(shared_pool, monkeypatch):
+    from unicorn_dirty import close_dirty_client, close_dirty_client_async, set_dirty_socket_path
+
+    monkeypatch.delenv("UNICORN_DIRTY_SOCKET", raising=False)
+    set_dirty_socket_path(shared_pool.path)
+    try:
+        client = get_dirty_client(timeout=7.5)  # gunicorn's signature: timeout first
+        assert client.timeout == 7.5
+        assert client.execute(ECHO, "noop") is None
+        close_dirty_client()
+        assert get_dirty_client() is not client
+
+        async def main():
+            a = await get_dirty_client_async(timeout=3)
+            assert a.timeout == 3 and await a.execute_async(ECHO, "noop") is None
+            await close_dirty_client_async()
+            assert await get_dirty_client_async() is not a
+            await close_dirty_client_async()
+
+        asyncio.run(main())
+    finally:
+        close_dirty_client()
+        set_dirty_socket_path(None)

@@ -6,7 +6,16 @@ __version__ = "0.1.0"
 
 from . import stash
 from .app import DirtyApp, current_call, is_cancelled
-from .client import AsyncDirtyClient, DirtyClient, get_dirty_client, get_dirty_client_async
+from .arbiter import DirtyArbiter
+from .client import (
+    AsyncDirtyClient,
+    DirtyClient,
+    close_dirty_client,
+    close_dirty_client_async,
+    get_dirty_client,
+    get_dirty_client_async,
+    set_dirty_socket_path,
+)
 from .errors import (
     CodecError,
     DirtyActionNotFoundError,
@@ -24,6 +33,7 @@ from .errors import (
     StashTableNotFoundError,
 )
 from .settings import SOCKET_ENV
+from .stash import StashTable
 
 __all__ = [
     "SOCKET_ENV",
@@ -33,6 +43,7 @@ __all__ = [
     "DirtyApp",
     "DirtyAppError",
     "DirtyAppNotFoundError",
+    "DirtyArbiter",
     "DirtyClient",
     "DirtyConnectionError",
     "DirtyError",
@@ -43,11 +54,15 @@ __all__ = [
     "DirtyWorkerError",
     "StashError",
     "StashKeyNotFoundError",
+    "StashTable",
     "StashTableNotFoundError",
     "__version__",
+    "close_dirty_client",
+    "close_dirty_client_async",
     "current_call",
     "get_dirty_client",
     "get_dirty_client_async",
     "is_cancelled",
+    "set_dirty_socket_path",
     "stash",
 ]

@@ -25,8 +25,17 @@ LOCAL_GRACE = 5.0
 _RECV = 262144
 
 
+_default_path: str | None = None
+
+
+def set_dirty_socket_path(path: str | None) -> None:
+    """Use `path` for clients made without one (before UNICORN_DIRTY_SOCKET)."""
+    global _default_path
+    _default_path = path
+
+
 def _socket_path(path: str | None) -> str:
-    path = path or os.environ.get(SOCKET_ENV)
+    path = path or _default_path or os.environ.get(SOCKET_ENV)
     if not path:
         raise DirtyConnectionError(
             f"no dirty socket: pass a path or set {SOCKET_ENV} (unicorn sets it when dirty_apps is configured)"
@@ -448,20 +457,34 @@ _local = threading.local()
 _loop_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def get_dirty_client(path: str | None = None) -> DirtyClient:
+def get_dirty_client(timeout: float | None = None, *, path: str | None = None) -> DirtyClient:
     """This thread's client to the dirty pool (socket from UNICORN_DIRTY_SOCKET by default).
 
-    The connection is reused by every call from the thread, and re-made after fork.
+    The connection is reused by every call from the thread, and re-made after
+    fork. `timeout` sets the client's default per-call timeout (None: the
+    pool's `dirty_timeout`).
     """
     path = _socket_path(path)
     client = getattr(_local, "client", None)
     if client is None or client.path != path or client._pid != os.getpid():
         client = DirtyClient(path)
         _local.client = client
+    if timeout is not None:
+        client.timeout = timeout
     return client
 
 
-async def get_dirty_client_async(path: str | None = None) -> AsyncDirtyClient:
+def close_dirty_client() -> None:
+    """Close this thread's client (for example when an HTTP worker exits)."""
+    client = getattr(_local, "client", None)
+    _local.client = None
+    if client is not None:
+        client.close()
+
+
+async def get_dirty_client_async(
+    timeout: float | None = None, *, path: str | None = None
+) -> AsyncDirtyClient:
     """This event loop's client to the dirty pool; calls from all its tasks share one connection."""
     path = _socket_path(path)
     loop = asyncio.get_running_loop()
@@ -470,6 +493,15 @@ async def get_dirty_client_async(path: str | None = None) -> AsyncDirtyClient:
         entry = (path, os.getpid(), AsyncDirtyClient(path))
         _loop_clients[loop] = entry
     client = entry[2]
+    if timeout is not None:
+        client.timeout = timeout
     if client._transport is None:
         await client.connect()
     return client
+
+
+async def close_dirty_client_async() -> None:
+    """Close this event loop's client."""
+    entry = _loop_clients.pop(asyncio.get_running_loop(), None)
+    if entry is not None:
+        await entry[2].close()
