@@ -67,11 +67,22 @@ def test_sidecar_is_supervised(plugin_path, start_server, tmp_path):
     # the master's TTIN changes HTTP workers and is not forwarded
     server.signal(signal.SIGTTIN)
     server.wait_workers(3)  # two HTTP workers and the sidecar
+    # USR1 (reopen logs) and HUP (reload) reach the sidecar as well
+    server.signal(signal.SIGUSR1)
+    wait_for(lambda: (traces / "events").exists(), 10, "USR1 at the sidecar")
+    server.signal(signal.SIGHUP)
+
+    def events():
+        return (traces / "events").read_text().splitlines()
+
+    wait_for(lambda: f"got-{int(signal.SIGHUP)}" in events(), 10, "HUP at the sidecar")
+    assert events() == [f"got-{int(signal.SIGUSR1)}", f"got-{int(signal.SIGHUP)}"]
+    (traces / "events").unlink()
     # a dead sidecar is respawned
     os.kill(first, signal.SIGKILL)
     second = wait_for(lambda: sidecars() - {first}, 10, "a respawned sidecar").pop()
     server.wait_log(rf"Sidecar fake \(pid: {first}\) exited with SIGKILL")
-    assert not (traces / "events").exists()
+    assert not (traces / "events").exists()  # TTIN was never forwarded
     # graceful stop: TERM to the sidecar, cleanup() once it is reaped
     server.signal(signal.SIGTERM)
     assert server.wait_exit() == 0

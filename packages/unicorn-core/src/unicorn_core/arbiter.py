@@ -10,7 +10,7 @@ TERM       graceful stop: workers finish their requests (graceful_timeout)
 INT, QUIT  fast stop
 HUP        reload the configuration, start new workers, stop the old ones
 TTIN/TTOU  one worker more / one fewer
-USR1       reopen log files (and tell workers to)
+USR1       reopen log files (and tell workers and sidecars to)
 USR2       exec a new master that inherits the listeners
 WINCH      stop all workers, keep the master (only when daemonized)
 CHLD       reap exited workers and sidecars
@@ -358,6 +358,7 @@ class Arbiter:
     def handle_usr1(self) -> None:
         self.log.reopen_files()
         self.kill_workers(signal.SIGUSR1)
+        self.sidecars.forward(signal.SIGUSR1)
 
     def handle_usr2(self) -> None:
         self.reexec()

@@ -139,11 +139,20 @@ class Sidecars:
             self.log.exception("sidecar %s: worker_env() failed", handle.name)
             return {}
 
+    def forward(self, sig: int) -> None:
+        """Pass a signal the master got (USR1: reopen logs) on to every running sidecar."""
+        for handle in self.handles:
+            if handle.pid and handle.wanted and not handle.stopping:
+                self._signal(handle, sig)
+
     def reload(self) -> None:
-        """HUP: start sidecars that became enabled, stop those that no longer are."""
+        """HUP: start sidecars that became enabled, stop those that no longer are, and
+        pass HUP on to those that stay, so they reload their own workers."""
         for handle in self.handles:
             enabled = self._enabled(handle)
-            if enabled and not handle.wanted:
+            if enabled and handle.wanted and handle.pid and not handle.stopping:
+                self._signal(handle, signal.SIGHUP)
+            elif enabled and not handle.wanted:
                 handle.wanted = True
                 handle.stopping = False
                 if not handle.pid:
