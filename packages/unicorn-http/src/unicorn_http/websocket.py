@@ -534,7 +534,7 @@ def _frame(b0: int, payload: bytes) -> bytes:
     return _HEAD64(b0, 127, n) + payload
 
 
-def _unmask(payload: bytes, mask: bytes) -> bytes:
+def _unmask(payload: bytes | memoryview, mask: bytes) -> bytes:
     """XOR ``payload`` with the repeated 4-byte ``mask`` (RFC 6455 section 5.3).
 
     Both become integers and one XOR does the work in C. Converting between
@@ -560,7 +560,7 @@ def _unmask(payload: bytes, mask: bytes) -> bytes:
         for i in range(0, whole, step)
     ]
     if whole < n:
-        parts.append(_unmask(view[whole:].tobytes(), mask))
+        parts.append(_unmask(view[whole:], mask))
     return b"".join(parts)
 
 
@@ -751,9 +751,15 @@ class WSConnection:
                 buf = self._join()
                 end -= pos
                 pos = 0
-            payload = buf[pos + head : end]
-            if n:
-                payload = _unmask(payload, buf[pos + head - 4 : pos + head])
+            if n > _UNMASK_CHUNK:
+                # Unmasked piece by piece straight from the buffer: no copy of the whole.
+                payload = _unmask(
+                    memoryview(buf)[pos + head : end], buf[pos + head - 4 : pos + head]
+                )
+            elif n:
+                payload = _unmask(buf[pos + head : end], buf[pos + head - 4 : pos + head])
+            else:
+                payload = b""
             if end == len(buf):
                 self._buf = b""
                 self._pos = 0
