@@ -18,8 +18,10 @@ $(TOOLS)/bin/uv:
 sync: $(UV)
 	$(UV) sync --quiet --all-packages --all-extras
 
+# The example app under unicorn: two gthread workers, access log on stdout.
 demo: sync
-	$(RUN) python examples/hello_h1.py --bind 127.0.0.1:8000
+	$(RUN) unicorn --chdir examples --bind 127.0.0.1:8000 --workers 2 \
+		--worker-class gthread --threads 4 --access-logfile - demo_app:app
 
 test: sync lint imports pytest test-isolated
 
