@@ -168,20 +168,34 @@ def test_gthread_slow_request_does_not_block_others(serve, gthread):
 
 
 def test_gthread_worker_connections_bound(serve, gthread):
-    with serve(gthread, threads=2, worker_connections=1) as srv:
-        first = socket.create_connection(srv.addr, timeout=5)
-        first.sendall(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert first.recv(65536).startswith(b"HTTP/1.1 200")
-        # the bound is reached: the second client waits in the backlog
-        second = socket.create_connection(srv.addr, timeout=5)
-        second.sendall(b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
-        second.settimeout(0.5)
+    release = threading.Event()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/hold":
+            release.wait(10)
+        return echo_app(environ, start_response)
+
+    with serve(gthread, app, threads=2, worker_connections=2) as srv:
+        holders = []
+        for _ in range(2):
+            s = socket.create_connection(srv.addr, timeout=5)
+            s.sendall(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+            holders.append(s)
+        # the bound is reached: a third client waits in the backlog
+        third = socket.create_connection(srv.addr, timeout=5)
+        third.sendall(b"GET /3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        third.settimeout(0.5)
         with pytest.raises(TimeoutError):
-            second.recv(65536)
-        first.close()  # frees the slot
-        second.settimeout(5)
-        assert second.recv(65536).startswith(b"HTTP/1.1 200")
-        second.close()
+            third.recv(65536)
+        release.set()
+        answers = [s.recv(65536) for s in holders]
+        assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
+        # at the bound, a response ends its connection to give the backlog a turn
+        assert any(b"Connection: close" in a for a in answers)
+        third.settimeout(5)
+        assert third.recv(65536).startswith(b"HTTP/1.1 200")
+        for s in [*holders, third]:
+            s.close()
 
 
 def test_gthread_graceful_drain(serve, gthread):

@@ -18,7 +18,8 @@ connections idle for longer than ``keepalive``, and the graceful drain when
 the worker stops (stop accepting, close idle connections, let in-flight
 requests finish within ``graceful_timeout``). The ``worker_connections`` bound
 is kept by leaving the listeners disarmed while the worker holds that many
-connections; new clients wait in the kernel's backlog.
+connections; new clients wait in the kernel's backlog, and responses say
+``Connection: close`` until there is room again.
 
 A lock guards the connection table and each connection's *idle* flag (armed
 in the poller, owned by nobody): the main thread closes only idle connections
@@ -198,7 +199,7 @@ class ThreadedServer:
     def _drain(self) -> None:
         """Stop accepting, close idle connections, wait for in-flight requests."""
         control = self.control
-        self.config.stopping = True
+        self.config.close_after_response = True
         with self.lock:
             self.accepting = False
             for fd in self.listeners:
@@ -241,8 +242,16 @@ class ThreadedServer:
             if expired:
                 self._resume_accepting()
 
+    def _crowded(self) -> None:
+        """At the bound (lock held), responses end their connections so the
+        clients waiting in the backlog get a turn (gunicorn likewise stops
+        keep-alive near the bound)."""
+        if self.accepting:
+            self.config.close_after_response = len(self.conns) >= self.worker_connections
+
     def _resume_accepting(self) -> None:
         """Re-arm the listeners (lock held) when below the connection bound."""
+        self._crowded()
         if self.accepting and len(self.conns) < self.worker_connections:
             for fd in self.listeners:
                 try:
@@ -322,6 +331,7 @@ class ThreadedServer:
             fd = client.fileno()
             with self.lock:
                 self.conns[fd] = conn
+                self._crowded()
             # Clients usually send the request right after connecting: serve it now
             # rather than after a round through the poller.
             data = None

@@ -224,8 +224,8 @@ class WSGIConfig:
         self.log = log
         self.worker = worker
         self.keepalive = keepalive
-        #: set when the worker drains: responses from then on say Connection: close
-        self.stopping = False
+        #: set while the worker drains or is full: responses say Connection: close
+        self.close_after_response = False
         self.timeout = float(get("timeout", 30)) or None
         self.h1_options = {
             "limit_request_line": int(get("limit_request_line", 4094)),
@@ -733,7 +733,7 @@ class ClientConnection:
         encoded = []
         has_length = False
         h1 = self.h1
-        if config.stopping:
+        if config.close_after_response:
             h1.keep_alive = False
         for name, value in self._headers:  # type: ignore[union-attr]
             lname = name.lower()
