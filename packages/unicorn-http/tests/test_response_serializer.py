@@ -414,3 +414,13 @@ def test_early_answer_to_expect_without_body_keeps_alive():
     conn = answering(b"GET", b"1.1", b"Expect: 100-continue")
     _, lines, _ = split(conn.respond(200, [], b"ok"))
     assert b"connection: close" not in [line.lower() for line in lines]
+
+
+def test_send_error_carries_the_fields_the_error_names():
+    # A 426 must say which WebSocket version we speak (RFC 6455 section 4.4).
+    conn = answering()
+    exc = RemoteProtocolError("unsupported WebSocket version", 426)
+    exc.headers = [(b"Sec-WebSocket-Version", b"13")]
+    status, lines, _ = split(conn.send_error(exc))
+    assert status == b"HTTP/1.1 426 Upgrade Required"
+    assert b"Sec-WebSocket-Version: 13" in lines

@@ -16,6 +16,8 @@ class ProtocolError(Exception):
     """Base of every error this package raises on purpose."""
 
     status: int = 400
+    #: extra response fields the answer must carry (a 426's Sec-WebSocket-Version)
+    headers: list[tuple[bytes, bytes]] | tuple = ()
 
     def __init__(self, reason: str, status: int | None = None) -> None:
         super().__init__(reason)

@@ -1030,7 +1030,8 @@ class H1Connection:
             self._to_must_close()
             return b""
         body = f"{exc.status} {REASONS.get(exc.status, b'Error').decode()}: {exc.reason}\n".encode()
-        out = self.respond(exc.status, [(b"Content-Type", b"text/plain; charset=utf-8")], body)
+        headers = [(b"Content-Type", b"text/plain; charset=utf-8"), *exc.headers]
+        out = self.respond(exc.status, headers, body)
         self._to_must_close()
         return out
 
