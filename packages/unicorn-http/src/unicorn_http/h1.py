@@ -438,7 +438,10 @@ class H1Connection:
                 continue
             if name == b"host":
                 hosts += 1
-                if not HOST_RE.fullmatch(value):
+                # A plain name (letters, digits, dots, hyphens) needs no regex.
+                if not value.replace(b".", b"").replace(b"-", b"").isalnum() and not (
+                    HOST_RE.fullmatch(value)
+                ):
                     raise self._fail("invalid Host header (RFC 9110 section 7.2)")
             elif name == b"content-length":
                 # RFC 9112 section 6.3 point 5: a list or a repeat is unrecoverable framing.
