@@ -361,8 +361,18 @@ class ThreadedServer:
     def _serve(self, conn: ClientConnection, fd: int, registered: bool = True) -> None:
         """Serve a connection that became readable, until it needs bytes again."""
         control = self.control
-        if registered:
-            conn.fill()
+        if registered and conn.fill_ready() is None:
+            # Reported readable but empty: the report was for an earlier socket
+            # with the same descriptor. Wait for this one's bytes in the poller.
+            with self.lock:
+                conn.idle = True
+                try:
+                    self.poller.rearm(fd)
+                    return
+                except OSError:
+                    conn.idle = False
+            self._close(conn, fd)
+            return
         while True:
             req = conn.next_request()
             if req is NEED_DATA:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import os
+import socket
 import stat
 import sys
 import time
@@ -537,6 +538,21 @@ class ClientConnection:
         """Read once from the socket into the parser; False at end of file."""
         try:
             data = self.sock.recv(RECV_SIZE)
+        except OSError:
+            self.broken = True
+            data = b""
+        self.h1.receive_data(data)
+        return bool(data)
+
+    def fill_ready(self) -> bool | None:
+        """Like :meth:`fill` for a socket the poller reported readable: None when
+        there is nothing to read after all (a stale report), without blocking."""
+        if self.is_ssl:
+            return self.fill()
+        try:
+            data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return None
         except OSError:
             self.broken = True
             data = b""
