@@ -15,6 +15,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import imaging
@@ -199,19 +200,17 @@ OPS = ("sum", "avg", "min", "max", "count")
 DATASET_ROWS = 50_000
 
 
-def generate_sales(rows: int, seed: int) -> list[tuple[int, str, str, int, float]]:
+def generate_sales(rows: int, seed: int) -> Iterator[tuple[int, str, str, int, float]]:
     """(day, region, product, units, unit price) rows, the same for the same seed."""
     rng = random.Random(seed)
-    return [
-        (
+    for _ in range(rows):
+        yield (
             rng.randrange(365),
             rng.choice(REGIONS),
             rng.choice(PRODUCTS),
             rng.randint(1, 20),
             round(rng.uniform(1.0, 50.0), 2),
         )
-        for _ in range(rows)
-    ]
 
 
 def aggregate_rows(rows, group_by: str, metric: str, op: str) -> dict:
@@ -255,7 +254,7 @@ class DataWorker(DirtyApp):
 
     def init(self) -> None:
         # loaded once per worker and kept: the reason to use a stateful worker
-        self.sales = generate_sales(DATASET_ROWS, seed=5)
+        self.sales = list(generate_sales(DATASET_ROWS, seed=5))
 
     def aggregate(
         self,
