@@ -18,10 +18,10 @@ $(TOOLS)/bin/uv:
 sync: $(UV)
 	$(UV) sync --quiet --all-packages --all-extras
 
-# The example app under unicorn: two gthread workers, access log on stdout.
+# The Celery-alternative example (examples/celery_alternative/README.md): a FastAPI
+# app on two ASGI workers with four dirty apps, at http://127.0.0.1:8000/.
 demo: sync
-	$(RUN) unicorn --chdir examples --bind 127.0.0.1:8000 --workers 2 \
-		--worker-class gthread --threads 4 --access-logfile - demo_app:app
+	$(RUN) unicorn -c examples/celery_alternative/unicorn.conf.py
 
 test: sync lint imports pytest test-isolated
 
