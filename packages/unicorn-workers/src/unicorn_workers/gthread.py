@@ -162,6 +162,8 @@ class ThreadedServer:
         self.lock = threading.Lock()
         self.poller = poller if poller is not None else make_poller()
         self.accepting = False
+        #: the listeners were left disarmed at the connection bound
+        self.paused = False
         self.running = False
         self.pool: list[threading.Thread] = []
 
@@ -250,9 +252,10 @@ class ThreadedServer:
             self.config.close_after_response = len(self.conns) >= self.worker_connections
 
     def _resume_accepting(self) -> None:
-        """Re-arm the listeners (lock held) when below the connection bound."""
+        """Re-arm the listeners (lock held) if the bound had paused them."""
         self._crowded()
-        if self.accepting and len(self.conns) < self.worker_connections:
+        if self.paused and self.accepting and len(self.conns) < self.worker_connections:
+            self.paused = False
             for fd in self.listeners:
                 try:
                     self.poller.rearm(fd)
@@ -315,6 +318,8 @@ class ThreadedServer:
                         self.poller.rearm(lfd)
                     except OSError:
                         pass
+                elif self.accepting:
+                    self.paused = True
         server = self._names[lfd]
         is_ssl = control.ssl_context is not None
         for client, peer in accepted:
@@ -345,6 +350,7 @@ class ThreadedServer:
             if data is None:
                 with self.lock:
                     conn.idle = True
+                    conn.registered = True
                     self.poller.add(fd)
                 continue
             conn.h1.receive_data(data)
@@ -390,6 +396,7 @@ class ThreadedServer:
                             self.poller.rearm(fd)
                         else:
                             self.poller.add(fd)
+                            conn.registered = True
                     except OSError:
                         conn.idle = False
                         break
@@ -408,10 +415,11 @@ class ThreadedServer:
         with self.lock:
             if self.conns.get(fd) is conn:
                 del self.conns[fd]
-                try:
-                    self.poller.remove(fd)
-                except OSError:
-                    pass  # never registered (served straight from accept)
+                if conn.registered:
+                    try:
+                        self.poller.remove(fd)
+                    except OSError:
+                        pass
             conn.close()
             self._resume_accepting()
 

@@ -500,6 +500,9 @@ class ClientConnection:
         self.requests = 0
         #: armed in the poller and owned by no thread (gthread)
         self.idle = False
+        #: known to the poller (gthread): a connection served straight from
+        #: accept and closed after one request never is
+        self.registered = False
         self.last_active = time.monotonic()
 
         is_unix = not isinstance(peer, tuple)
