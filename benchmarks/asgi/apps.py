@@ -1,0 +1,51 @@
+"""The benchmark's ASGI application, the same for every server.
+
+``/``: hello world; ``/64k``: a 64 KiB body; ``/echo``: the request body back.
+Plain ASGI, no framework, so the server's own work is what is measured.
+"""
+
+from __future__ import annotations
+
+HELLO = b"Hello, world!"
+BIG = b"x" * 65536
+_HELLO_HEADERS = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
+_BIG_HEADERS = [(b"content-type", b"application/octet-stream"), (b"content-length", b"65536")]
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        return
+    path = scope["path"]
+    if path == "/echo":
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/octet-stream"),
+                    (b"content-length", b"%d" % len(body)),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return
+    if path == "/64k":
+        await send({"type": "http.response.start", "status": 200, "headers": _BIG_HEADERS})
+        await send({"type": "http.response.body", "body": BIG})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": _HELLO_HEADERS})
+    await send({"type": "http.response.body", "body": HELLO})

@@ -1,0 +1,963 @@
+"""ASGI over HTTP/1.1: an ``asyncio.Protocol`` driving one ``H1Connection`` per socket.
+
+Theory of operation
+-------------------
+``H1Protocol`` is the transport's protocol object. Bytes go straight into the
+connection's ``H1Connection`` (``receive_data``) and ``_process`` pulls events
+with ``next_event()`` until the parser needs more bytes or a request is being
+served. Each request head becomes a :class:`RequestCycle`: the ``http``
+scope, and ``receive``/``send`` as bound methods of that object.
+
+The application runs *eagerly*: its coroutine is wrapped in a Task whose
+first step runs at once, inside ``data_received``, instead of being scheduled
+for the next turn of the loop. An application that answers without awaiting
+anything not yet ready (hello world, a cached page, a small echo) has
+finished, written its response and gone before ``data_received`` returns; no
+loop round trip, no scheduled callback. Only an application that really waits
+keeps a pending Task. It is a real Task all the same, because Starlette, anyio
+and ``asyncio.timeout`` look at ``asyncio.current_task()`` from the first
+line on. Python 3.12 has this built in (``eager_start``); on 3.11 the Task's
+constructor is handed a ``call_soon`` that keeps the step instead of
+scheduling it, and the step is run on the spot (see :func:`start_eagerly`).
+
+The request body is *pulled*: ``receive()`` asks the parser for the next
+``Data`` event, so body bytes stay in the parser's buffer, unconsumed and
+uncopied, until the application wants them. Reading from the socket is paused
+whenever bytes arrive that nobody is waiting for (a body the application is
+not reading yet, or a pipelined request behind the one being answered) and
+resumed when ``receive()`` finds the parser empty, so a slow application
+holds at most a couple of reads of a large upload in memory.
+
+The response head is kept back until the first body message so that head and
+body leave in one ``transport.write``; if the application awaits between the
+two, the head is flushed when its step ends. Writing is flow-controlled:
+``send()`` waits while the transport is above its high-water mark.
+
+When the response ends and the application has returned, the parser has
+already gone back to IDLE (keep-alive) and ``_process`` goes on with any
+pipelined request in its buffer. Connections idle between requests are closed
+by the worker's sweep after ``keepalive`` seconds, and at once when the worker
+stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from unicorn_http import (
+    MUST_CLOSE,
+    NEED_DATA,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    H1Connection,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Request,
+)
+
+__all__ = [
+    "ASGIConfig",
+    "ClientDisconnected",
+    "H1Protocol",
+    "RequestCycle",
+    "start_eagerly",
+]
+
+ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
+
+_METHODS = {
+    m.encode(): m
+    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
+}
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
+_PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+_500_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+_500_BODY = b"Internal Server Error\n"
+#: a body bigger than this is written beside its head rather than joined to it
+_JOIN_LIMIT = 16384
+_PATHSEND_BLOCK = 1 << 18
+
+
+class ClientDisconnected(OSError):
+    """``send()`` on a connection the client has closed (ASGI spec 2.4)."""
+
+
+# --- eager start ----------------------------------------------------------------------
+
+_current_tasks: dict = asyncio.tasks._current_tasks
+_captured: list = [None]
+
+
+def _keep_step(callback: Any, *args: Any, context: Any = None) -> None:
+    _captured[0] = callback
+
+
+if sys.version_info >= (3, 12):
+
+    def start_eagerly(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task:
+        """A Task for ``coro`` whose first step has already run."""
+        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+
+else:
+
+    def start_eagerly(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task:
+        """A Task for ``coro`` whose first step has already run.
+
+        The Task's constructor schedules its first step with ``loop.call_soon``,
+        looked up on the loop object; an instance attribute shadowing it for the
+        length of the constructor receives the step, which then runs here, in the
+        Task's context and as the loop's current task, as it would from the
+        ready queue. Must not be called from inside a running task.
+        """
+        ctx = contextvars.copy_context()
+        loop.call_soon = _keep_step  # type: ignore[method-assign]
+        try:
+            task = asyncio.Task(coro, loop=loop, context=ctx)
+        finally:
+            del loop.call_soon
+        step = _captured[0]
+        _captured[0] = None
+        ctx.run(step)
+        return task
+
+
+# --- per-worker configuration -----------------------------------------------------------
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    return [str(v).strip() for v in value or ()]
+
+
+class _Trusted:
+    """Is a peer one of ``forwarded_allow_ips``? Addresses, networks, ``*``, ``unix:``."""
+
+    __slots__ = ("_any", "_exact", "_nets", "_unix")
+
+    def __init__(self, items: Iterable[str]) -> None:
+        import ipaddress
+
+        items = list(items)
+        self._any = "*" in items
+        self._unix = any(i.startswith("unix:") for i in items)
+        self._exact = {i for i in items if "/" not in i}
+        self._nets = [
+            ipaddress.ip_network(i, strict=False)
+            for i in items
+            if "/" in i and not i.startswith("unix:")
+        ]
+
+    def __call__(self, host: str | None) -> bool:
+        if self._any:
+            return True
+        if host is None:
+            return self._unix
+        if host in self._exact:
+            return True
+        if self._nets:
+            import ipaddress
+
+            try:
+                addr = ipaddress.ip_address(host)
+            except ValueError:
+                return False
+            return any(addr in net for net in self._nets)
+        return False
+
+
+class ASGIConfig:
+    """What every connection of one worker shares, read from the settings once.
+
+    ``cfg`` is any object with the settings as attributes (core's ``Config``, or
+    a ``SimpleNamespace`` in tests); missing ones take their defaults.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        cfg: Any,
+        log: Any,
+        *,
+        worker: Any = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        state: dict | None = None,
+    ) -> None:
+        def get(name: str, default: Any) -> Any:
+            value = getattr(cfg, name, default)
+            return default if value is None else value
+
+        self.app = app
+        self.log = log
+        self.worker = worker
+        self.loop = loop or asyncio.get_event_loop()
+        #: lifespan state; each request scope gets a shallow copy
+        self.state = state
+        self.keepalive = float(get("keepalive", 2))
+        self.worker_connections = max(1, int(get("worker_connections", 1000)))
+        self.h1_options = {
+            "limit_request_line": int(get("limit_request_line", 4094)),
+            "limit_request_fields": int(get("limit_request_fields", 100)),
+            "limit_request_field_size": int(get("limit_request_field_size", 8190)),
+        }
+        root = str(get("root_path", "")).rstrip("/")
+        self.root_path = root
+        self.root_path_bytes = root.encode("utf-8")
+        self.trusted = _Trusted(_as_list(get("forwarded_allow_ips", ["127.0.0.1", "::1"])))
+        secure = dict(get("secure_scheme_headers", {}) or {})
+        #: lower-cased header name -> the value that means https
+        self.secure_headers = {
+            k.lower().encode("latin-1"): v.lower().encode("latin-1") for k, v in secure.items()
+        }
+        self.forward_names = frozenset(self.secure_headers) | {b"x-forwarded-for"}
+        self.asgi = {"version": "3.0", "spec_version": "2.4"}
+        self.extensions: dict[str, dict] = {
+            "http.response.trailers": {},
+            "http.response.informational": {},
+            "http.response.early_hint": {},
+            "http.response.pathsend": {},
+        }
+        self.access = None
+        if getattr(log, "access_enabled", False) or getattr(log, "statsd", None) is not None:
+            self.access = getattr(log, "access", None)
+        self.pre_request = getattr(worker, "pre_request_hook", None)
+        self.post_request = getattr(worker, "post_request_hook", None)
+        #: the open connections (H1Protocol objects)
+        self.connections: set[H1Protocol] = set()
+        #: set when the worker drains: no new request is read, responses close
+        self.stopping = False
+        #: a coarse clock, the loop's time as of the last sweep
+        self.clock = self.loop.time()
+        #: called with the number of connections after one opens or closes
+        self.on_count: Callable[[int], None] | None = None
+
+
+# --- the request ------------------------------------------------------------------------
+
+
+class RequestCycle:
+    """One request and its response: the scope, and ``receive``/``send``."""
+
+    __slots__ = (
+        "body_done",
+        "complete",
+        "conn",
+        "disconnected",
+        "expect_continue",
+        "head",
+        "pending",
+        "proto",
+        "req",
+        "resp_headers",
+        "scope",
+        "sent",
+        "shutdown",
+        "started",
+        "started_at",
+        "status",
+        "task",
+        "trailers",
+        "waiter",
+    )
+
+    def __init__(self, proto: H1Protocol, req: Request, scope: dict) -> None:
+        self.proto = proto
+        self.conn = proto.conn
+        self.req = req
+        self.scope = scope
+        self.body_done = False
+        self.complete = False
+        self.disconnected = False
+        self.shutdown = False
+        self.expect_continue = req.expect_continue
+        self.started = False
+        self.head: bytes | None = None
+        self.pending: bytes | None = None
+        self.waiter: asyncio.Future | None = None
+        self.status = 0
+        self.resp_headers: Any = ()
+        self.sent = 0
+        self.trailers = False
+        self.task: asyncio.Task | None = None
+        self.started_at = 0.0
+
+    # -- the application ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        proto = self.proto
+        config = proto.config
+        try:
+            await config.app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self._failed(exc)
+        else:
+            if not self.started:
+                config.log.error("ASGI application returned without starting a response")
+                self._answer_500()
+            elif not self.complete:
+                config.log.error("ASGI application returned without completing its response")
+                proto.abort()
+        finally:
+            proto.cycle_done(self)
+
+    def _failed(self, exc: BaseException) -> None:
+        proto = self.proto
+        log = proto.config.log
+        if self.disconnected or isinstance(exc, asyncio.CancelledError):
+            log.debug("Request ended with the connection: %r", exc)
+            proto.abort()
+            return
+        log.error("Exception in ASGI application", exc_info=exc)
+        if self.started:
+            proto.abort()  # the head is out: only closing is honest
+        else:
+            self._answer_500()
+
+    def _answer_500(self) -> None:
+        self.status = 500
+        proto = self.proto
+        if proto.closed:
+            return
+        conn = self.conn
+        conn.keep_alive = False
+        try:
+            data = conn.respond(500, _500_HEADERS, _500_BODY)
+        except LocalProtocolError:
+            proto.abort()
+            return
+        self.started = self.complete = True
+        self.sent = len(_500_BODY)
+        proto.transport.write(data)
+        proto.close()
+
+    # -- receive ------------------------------------------------------------------------
+
+    async def receive(self) -> dict:
+        if self.body_done:
+            if not (self.complete or self.disconnected or self.shutdown):
+                await self._wait()
+            return {"type": "http.disconnect"}
+        if self.disconnected:
+            return {"type": "http.disconnect"}
+        if self.expect_continue:
+            self.expect_continue = False
+            if not self.started:
+                self.proto.write(self.conn.send_response(100, []))
+        pending = self.pending
+        if pending is not None:
+            self.pending = None
+            return {"type": "http.request", "body": pending, "more_body": True}
+        conn = self.conn
+        proto = self.proto
+        while True:
+            try:
+                event = conn.next_event()
+            except RemoteProtocolError as exc:
+                self._bad_body(exc)
+                return {"type": "http.disconnect"}
+            kind = type(event)
+            if kind is Data:
+                body = event.data
+                # Look one event ahead: a body already whole ends in this message.
+                try:
+                    after = conn.next_event()
+                except RemoteProtocolError:
+                    after = None  # raised again by the next receive()
+                kind = type(after)
+                if kind is EndOfMessage:
+                    self.body_done = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                if kind is Data:
+                    self.pending = after.data  # type: ignore[union-attr]
+                elif after is NEED_DATA:
+                    proto.resume_reading()
+                return {"type": "http.request", "body": body, "more_body": True}
+            if kind is EndOfMessage:
+                self.body_done = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if event is NEED_DATA:
+                if self.disconnected or proto.closed:
+                    return {"type": "http.disconnect"}
+                proto.resume_reading()
+                await self._wait()
+                if self.disconnected:
+                    return {"type": "http.disconnect"}
+                continue
+            # ConnectionClosed in the middle of a body
+            self.disconnected = True
+            return {"type": "http.disconnect"}
+
+    def _wait(self) -> asyncio.Future:
+        waiter = self.proto.loop.create_future()
+        self.waiter = waiter
+        return waiter
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _bad_body(self, exc: RemoteProtocolError) -> None:
+        """The body broke the framing (or the client left in its middle)."""
+        self.disconnected = True
+        proto = self.proto
+        if proto.closed:
+            return
+        proto.config.log.info(
+            "Bad request body from %s: %s (%d)", proto.peer_text(), exc.reason, exc.status
+        )
+        if not self.started:
+            self.started = self.complete = True
+            self.status = exc.status
+            proto.write(self.conn.send_error(exc))
+            proto.close()
+        else:
+            proto.abort()
+
+    # -- send ------------------------------------------------------------------------
+
+    async def send(self, message: dict) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self._start(message)
+        elif kind == "http.response.body":
+            if not self.started:
+                raise RuntimeError("http.response.body sent before http.response.start")
+            if self.complete:
+                if self.disconnected:
+                    raise ClientDisconnected("the client closed the connection")
+                raise RuntimeError("http.response.body sent after the response was complete")
+            more = message.get("more_body", False)
+            self._body(message.get("body", b""), more)
+            if more:
+                proto = self.proto
+                if proto.write_paused:
+                    await proto.drained()
+                if self.disconnected:
+                    raise ClientDisconnected("the client closed the connection")
+        elif kind == "http.response.trailers":
+            self._trailers(message)
+        elif kind == "http.response.pathsend":
+            await self._pathsend(message["path"])
+        elif kind == "http.response.informational":
+            self._informational(message.get("status", 103), message.get("headers", ()))
+        elif kind == "http.response.early_hint":
+            links = message.get("links", ())
+            self._informational(103, [(b"link", link) for link in links])
+        else:
+            raise RuntimeError(f"unexpected ASGI message type {kind!r} on an http connection")
+
+    def _start(self, message: dict) -> None:
+        if self.started:
+            raise RuntimeError("http.response.start sent twice")
+        if self.disconnected:
+            raise ClientDisconnected("the client closed the connection")
+        proto = self.proto
+        config = proto.config
+        conn = self.conn
+        headers = message.get("headers", ())
+        if type(headers) is not list:
+            headers = list(headers)
+        worker = config.worker
+        if (
+            config.stopping
+            or not config.keepalive
+            or (worker is not None and worker.nr + 1 >= worker.max_requests)
+        ):
+            conn.keep_alive = False
+        status = message["status"]
+        try:
+            head = conn.send_response(status, headers)
+        except LocalProtocolError as exc:
+            raise RuntimeError(f"invalid http.response.start: {exc.reason}") from None
+        except (TypeError, AttributeError):
+            raise RuntimeError(
+                "invalid http.response.start: headers must be (bytes, bytes) pairs"
+            ) from None
+        self.started = True
+        self.status = status
+        self.resp_headers = headers
+        self.trailers = message.get("trailers", False)
+        self.head = head
+        if not proto.stepping:
+            # Inside a running task: flush the head when this step ends unless a
+            # body joins it first.
+            proto.loop.call_soon(self.flush_head)
+
+    def flush_head(self) -> None:
+        head = self.head
+        if head is not None:
+            self.head = None
+            self.proto.write(head)
+
+    def _body(self, body: bytes, more: bool) -> None:
+        conn = self.conn
+        try:
+            data = conn.send_data(body) if body else b""
+            tail = b"" if more or self.trailers else conn.send_end()
+        except LocalProtocolError as exc:
+            conn.keep_alive = False
+            raise RuntimeError(f"invalid http.response.body: {exc.reason}") from None
+        except TypeError:
+            raise RuntimeError("http.response.body: body must be bytes") from None
+        self.sent += len(body)
+        proto = self.proto
+        head = self.head
+        if head is not None:
+            self.head = None
+            if len(data) > _JOIN_LIMIT:
+                proto.writelines((head, data, tail))
+            else:
+                proto.write(head + data + tail if tail else head + data)
+        elif tail:
+            proto.write(data + tail if data else tail)
+        elif data:
+            proto.write(data)
+        if not more and not self.trailers:
+            self._complete()
+
+    def _trailers(self, message: dict) -> None:
+        if not self.trailers or not self.started or self.complete:
+            raise RuntimeError("http.response.trailers without trailers announced in the start")
+        if message.get("more_trailers", False):
+            raise RuntimeError("more_trailers is not supported")
+        headers = message.get("headers", ())
+        headers = headers if type(headers) is list else list(headers)
+        conn = self.conn
+        try:
+            tail = conn.send_end(headers)
+        except LocalProtocolError:
+            tail = conn.send_end()  # no chunked framing to carry them (Content-Length, HEAD)
+        self.trailers = False
+        self.flush_head()
+        self.proto.write(tail)
+        self._complete()
+
+    def _informational(self, status: int, headers: Any) -> None:
+        if self.started:
+            return  # too late for a 1xx; the spec lets the server drop it
+        if not 100 < status < 200 or status == 101:
+            raise RuntimeError(f"invalid informational status {status}")
+        data = self.conn.send_response(status, headers if type(headers) is list else list(headers))
+        self.proto.write(data)
+
+    async def _pathsend(self, path: str) -> None:
+        if not self.started or self.complete:
+            raise RuntimeError("http.response.pathsend outside a started response")
+        proto = self.proto
+        with open(path, "rb") as f:
+            while True:
+                block = f.read(_PATHSEND_BLOCK)
+                if not block:
+                    break
+                self._body(block, True)
+                if proto.write_paused:
+                    await proto.drained()
+                if self.disconnected:
+                    raise ClientDisconnected("the client closed the connection")
+        self._body(b"", False)
+
+    def _complete(self) -> None:
+        self.complete = True
+        self.wake()  # a receive() waiting for the disconnect returns now
+        if self.conn.our_state is MUST_CLOSE:
+            self.proto.close()
+
+    # -- what hooks and the access log see ----------------------------------------------
+
+    @property
+    def status_code(self) -> int:
+        return self.status
+
+    @property
+    def headers(self) -> list:
+        return [(bytes(n), bytes(v)) for n, v in self.resp_headers]
+
+
+# --- the connection ---------------------------------------------------------------------
+
+
+class H1Protocol(asyncio.Protocol):
+    """One client connection."""
+
+    __slots__ = (
+        "client",
+        "closed",
+        "config",
+        "conn",
+        "cycle",
+        "drain_waiter",
+        "last_active",
+        "loop",
+        "peer_host",
+        "read_paused",
+        "scheme",
+        "server",
+        "stepping",
+        "transport",
+        "trusted",
+        "write_paused",
+    )
+
+    def __init__(self, config: ASGIConfig, is_ssl: bool = False) -> None:
+        self.config = config
+        self.loop = config.loop
+        self.conn = H1Connection(**config.h1_options)
+        self.transport: Any = None
+        self.cycle: RequestCycle | None = None
+        self.closed = False
+        self.read_paused = False
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future | None = None
+        self.stepping = False
+        self.scheme = "https" if is_ssl else "http"
+        self.client: tuple | None = None
+        self.server: tuple | None = None
+        self.peer_host: str | None = None
+        self.trusted = False
+        self.last_active = config.clock
+
+    # -- asyncio callbacks -------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        self.transport = transport
+        config = self.config
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.client = (str(peer[0]), int(peer[1]))
+            self.peer_host = self.client[0]
+        sock = transport.get_extra_info("sockname")
+        if isinstance(sock, tuple):
+            self.server = (str(sock[0]), int(sock[1]))
+        elif sock:
+            self.server = (os.fsdecode(sock), None)
+        self.trusted = bool(config.forward_names) and config.trusted(self.peer_host)
+        self.last_active = config.clock
+        connections = config.connections
+        connections.add(self)
+        if config.on_count is not None:
+            config.on_count(len(connections))
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        config = self.config
+        connections = config.connections
+        connections.discard(self)
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.disconnected = True
+            cycle.wake()
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if config.on_count is not None:
+            config.on_count(len(connections))
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        try:
+            conn.receive_data(data)
+        except LocalProtocolError:
+            return  # bytes after EOF
+        cycle = self.cycle
+        if cycle is None:
+            self._process()
+        elif cycle.waiter is not None and not cycle.body_done:
+            cycle.wake()
+        elif not self.read_paused:
+            # Nobody is asking for these bytes (a body not being read yet, or a
+            # pipelined request): stop reading until someone is.
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- reading requests ----------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Read events until the parser needs bytes or a request is being served."""
+        conn = self.conn
+        while self.cycle is None and not self.closed:
+            try:
+                event = conn.next_event()
+            except RemoteProtocolError as exc:
+                self._refuse(exc)
+                return
+            kind = type(event)
+            if kind is Request:
+                self._start(event)  # type: ignore[arg-type]
+            elif event is NEED_DATA:
+                if self.config.stopping:
+                    self.close()
+                    return
+                self.last_active = self.config.clock
+                self.resume_reading()
+                return
+            elif kind is ConnectionClosed:
+                self.close()
+                return
+            elif kind is Data or kind is EndOfMessage:
+                continue  # the tail of a body drained after its response
+            else:  # PAUSED: a response is owed; never seen without a cycle
+                return
+
+    def _start(self, req: Request) -> None:
+        config = self.config
+        path = req.path
+        raw_path = path
+        if b"%" in path:
+            path = unquote_to_bytes(path)
+        try:
+            text_path = path.decode()
+        except UnicodeDecodeError:
+            text_path = path.decode("utf-8", "surrogateescape")
+        root = config.root_path
+        if root:
+            text_path = root + text_path
+            raw_path = config.root_path_bytes + raw_path
+        method = _METHODS.get(req.method)
+        scope = {
+            "type": "http",
+            "asgi": config.asgi,
+            "http_version": _VERSIONS[req.http_version],
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": method if method is not None else req.method.decode("ascii"),
+            "root_path": root,
+            "path": text_path,
+            "raw_path": raw_path,
+            "query_string": req.query,
+            "headers": req.headers,
+            "extensions": config.extensions,
+        }
+        state = config.state
+        if state is not None:
+            scope["state"] = state.copy()
+        if self.trusted:
+            self._forwarded(scope, req.headers)
+        cycle = RequestCycle(self, req, scope)
+        self.cycle = cycle
+        if not (req.content_length or req.chunked):
+            self.conn.next_event()  # the EndOfMessage of a request without a body
+            cycle.body_done = True
+        if config.access is not None:
+            cycle.started_at = time.monotonic()
+        if config.pre_request is not None:
+            try:
+                config.pre_request(config.worker, HookRequest(cycle))
+            except Exception:
+                config.log.exception("Exception in pre_request hook")
+        loop = self.loop
+        if _current_tasks.get(loop) is None:
+            # cycle.run() catches everything the application raises
+            self.stepping = True
+            task = start_eagerly(loop, cycle.run())
+            self.stepping = False
+            if not task.done():
+                cycle.task = task
+                cycle.flush_head()
+        else:
+            cycle.task = loop.create_task(cycle.run())
+
+    def _forwarded(self, scope: dict, headers: list) -> None:
+        """Scheme and client from a trusted front end's headers."""
+        config = self.config
+        names = config.forward_names
+        secure = config.secure_headers
+        scheme = None
+        forwarded_for = None
+        for name, value in headers:
+            if name in names:
+                if name == b"x-forwarded-for":
+                    forwarded_for = value if forwarded_for is None else forwarded_for + b"," + value
+                else:
+                    scheme = "https" if value.lower() == secure[name] else "http"
+        if scheme is not None:
+            scope["scheme"] = scheme
+        if forwarded_for is not None:
+            hops = [h.strip() for h in forwarded_for.decode("latin-1").split(",") if h.strip()]
+            if hops:
+                # The nearest address our trusted proxies did not vouch for is the client.
+                client = hops[0]
+                for hop in reversed(hops):
+                    if not config.trusted(hop):
+                        client = hop
+                        break
+                scope["client"] = (client, 0)
+
+    def cycle_done(self, cycle: RequestCycle) -> None:
+        """The application returned: log, count, and go on with the connection."""
+        self.cycle = None
+        config = self.config
+        if config.access is not None:
+            self._log_access(cycle)
+        if config.post_request is not None:
+            try:
+                config.post_request(config.worker, HookRequest(cycle), cycle.scope, cycle)
+            except Exception:
+                config.log.exception("Exception in post_request hook")
+        worker = config.worker
+        if worker is not None:
+            worker.handled_request()
+        if self.closed:
+            return
+        if not cycle.complete or self.conn.our_state is MUST_CLOSE:
+            self.close()
+            return
+        if not self.stepping:
+            self.loop.call_soon(self._process)
+        # when stepping, _process is further up the stack and goes on by itself
+
+    def _log_access(self, cycle: RequestCycle) -> None:
+        req = cycle.req
+        try:
+            self.config.access(  # type: ignore[misc]
+                self.peer_text(),
+                cycle.scope["method"],
+                req.target.decode("latin-1"),
+                _PROTOCOLS[req.http_version],
+                cycle.status or 500,
+                cycle.sent,
+                time.monotonic() - cycle.started_at,
+                req.headers,
+                cycle.resp_headers,
+                cycle.scope,
+            )
+        except Exception:
+            self.config.log.exception("Failed to write the access log")
+
+    def _refuse(self, exc: RemoteProtocolError) -> None:
+        self.config.log.info(
+            "Bad request from %s: %s (%d)", self.peer_text(), exc.reason, exc.status
+        )
+        try:
+            data = self.conn.send_error(exc)
+        except LocalProtocolError:
+            data = b""
+        self.write(data)
+        self.close()
+
+    # -- transport helpers ---------------------------------------------------------------
+
+    def peer_text(self) -> str:
+        return self.peer_host or "unix"
+
+    def write(self, data: bytes) -> None:
+        if data and not self.closed:
+            self.transport.write(data)
+
+    def writelines(self, parts: Iterable[bytes]) -> None:
+        if not self.closed:
+            self.transport.writelines(parts)
+
+    def resume_reading(self) -> None:
+        if self.read_paused and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def drained(self) -> asyncio.Future:
+        """A future done when the transport can take more bytes (or is gone)."""
+        waiter = self.drain_waiter
+        if waiter is None:
+            waiter = self.drain_waiter = self.loop.create_future()
+            if self.closed:
+                waiter.set_result(None)
+        return waiter
+
+    def close(self) -> None:
+        """Close once what was written is flushed."""
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close now, dropping what was not sent (the response is broken)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.closed = True
+            self.transport.abort()
+        else:
+            self.closed = True
+
+    # -- the worker's sweep and shutdown -----------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        return self.cycle is None
+
+    def stop(self) -> None:
+        """The worker drains: close when idle, end a wait for the client otherwise."""
+        cycle = self.cycle
+        if cycle is None:
+            self.close()
+        else:
+            cycle.shutdown = True
+            if cycle.body_done:
+                cycle.wake()
+
+
+class HookRequest:
+    """The ``req`` given to pre_request/post_request hooks (gunicorn's attribute names)."""
+
+    __slots__ = ("_cycle",)
+
+    def __init__(self, cycle: RequestCycle) -> None:
+        self._cycle = cycle
+
+    @property
+    def method(self) -> str:
+        return self._cycle.scope["method"]
+
+    @property
+    def uri(self) -> str:
+        return self._cycle.req.target.decode("latin-1")
+
+    @property
+    def path(self) -> str:
+        return self._cycle.scope["path"]
+
+    @property
+    def query(self) -> str:
+        return self._cycle.req.query.decode("latin-1")
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return (1, 1) if self._cycle.req.http_version == b"1.1" else (1, 0)
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return [
+            (n.decode("latin-1").upper(), v.decode("latin-1")) for n, v in self._cycle.req.headers
+        ]
+
+    @property
+    def scope(self) -> dict:
+        return self._cycle.scope
+
+    @property
+    def remote_addr(self) -> str:
+        return self._cycle.proto.peer_text()
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri}>"

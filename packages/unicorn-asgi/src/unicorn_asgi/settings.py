@@ -1,0 +1,45 @@
+"""The ASGI worker's own settings, contributed to core's registry.
+
+``root_path``, ``keepalive``, ``worker_connections``, the request limits and
+the proxy settings are core's (every worker reads them); only what is
+particular to an asyncio ASGI server is declared here.
+"""
+
+from __future__ import annotations
+
+from unicorn_core.settings import Setting
+
+SECTION = "ASGI"
+
+SETTINGS = (
+    Setting(
+        name="asgi_loop",
+        section=SECTION,
+        cli=("--asgi-loop",),
+        type="choice",
+        choices=("auto", "asyncio", "uvloop"),
+        meta="STRING",
+        default="auto",
+        doc="The event loop of the `asgi` worker: `uvloop` (install "
+        "`unicorn[uvloop]`), `asyncio` (the standard library's), or `auto`, "
+        "which takes uvloop when it is installed.",
+    ),
+    Setting(
+        name="asgi_lifespan",
+        section=SECTION,
+        cli=("--asgi-lifespan",),
+        type="choice",
+        choices=("auto", "on", "off"),
+        meta="STRING",
+        default="auto",
+        doc="The ASGI lifespan protocol: `on` runs startup and shutdown and stops "
+        "the worker when startup fails; `auto` does the same but carries on "
+        "without it when the application raises on the lifespan scope (it does "
+        "not support it); `off` never sends it.",
+    ),
+)
+
+
+def settings() -> tuple[Setting, ...]:
+    """The ``unicorn.settings`` entry point of unicorn-asgi."""
+    return SETTINGS
