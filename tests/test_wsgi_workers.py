@@ -289,3 +289,15 @@ def test_term_lets_the_request_in_flight_finish(tmp_path, worker):
     finally:
         t.join(10)
         srv.stop()
+
+
+def test_threads_alone_means_gthread(tmp_path):
+    # gunicorn's rule: the default sync worker with --threads N serves as gthread
+    srv = Unicorn(tmp_path, ROUTES, "--threads", "2")
+    try:
+        with httpx.Client() as client:
+            answers = {client.get(srv.url + "/whoami").text for _ in range(3)}
+        assert len(answers) == 1  # keep-alive: one connection served all three
+        srv.wait_log("serving as gthread")
+    finally:
+        srv.stop()

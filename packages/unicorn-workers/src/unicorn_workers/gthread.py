@@ -424,25 +424,30 @@ class ThreadedServer:
             self._resume_accepting()
 
 
+def serve_threaded(worker: Worker) -> None:
+    """Run ``worker`` (any Worker) as gthread until it stops."""
+    cfg = worker.cfg
+    config = WSGIConfig(
+        worker.wsgi,
+        cfg,
+        worker.log,
+        worker=worker,
+        multithread=cfg.threads > 1,
+        keepalive=cfg.keepalive > 0,
+    )
+    ThreadedServer(
+        [listener.sock for listener in worker.listeners],
+        config,
+        worker,
+        threads=cfg.threads,
+        worker_connections=cfg.worker_connections,
+        keepalive=cfg.keepalive,
+        graceful_timeout=cfg.graceful_timeout,
+    ).serve()
+
+
 class ThreadWorker(Worker):
     """``-k gthread``: ``threads`` threads per process, keep-alive connections."""
 
     def run(self) -> None:
-        cfg = self.cfg
-        config = WSGIConfig(
-            self.wsgi,
-            cfg,
-            self.log,
-            worker=self,
-            multithread=cfg.threads > 1,
-            keepalive=cfg.keepalive > 0,
-        )
-        ThreadedServer(
-            [listener.sock for listener in self.listeners],
-            config,
-            self,
-            threads=cfg.threads,
-            worker_connections=cfg.worker_connections,
-            keepalive=cfg.keepalive,
-            graceful_timeout=cfg.graceful_timeout,
-        ).serve()
+        serve_threaded(self)

@@ -136,6 +136,14 @@ class SyncWorker(Worker):
     """``-k sync``: one request at a time per process, no keep-alive."""
 
     def run(self) -> None:
+        if self.cfg.threads > 1:
+            # gunicorn's rule, which its users rely on: `--threads N` alone
+            # (with the default sync worker) means the threaded worker.
+            from unicorn_workers.gthread import serve_threaded
+
+            self.log.info("sync worker with --threads %d: serving as gthread", self.cfg.threads)
+            serve_threaded(self)
+            return
         config = WSGIConfig(
             self.wsgi,
             self.cfg,
