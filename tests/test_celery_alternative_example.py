@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import struct
 import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -295,6 +297,46 @@ def test_disconnect_cancels_the_stream_in_the_worker(server):
         timeout=3,  # run to its end, the ETL would take over 5 s (1000 batches, 5 ms each)
         what="the ETL to be cancelled in its worker",
     )
+
+
+def test_resize_is_retried_when_its_worker_dies(server):
+    """app.py retries a resize once on DirtyWorkerError: kill -9 the worker mid-call."""
+    result: dict = {}
+
+    def post() -> None:
+        result["r"] = httpx.post(
+            server.base_url.join("/api/image/resize"),
+            params={"width": 900, "height": 900},
+            content=ppm(200, 100),
+            timeout=25,
+        )
+
+    caller = threading.Thread(target=post)
+    caller.start()
+
+    def busy_image_worker() -> int | None:
+        for w in server.get("/health").json()["dirty"]["workers"]:
+            if w["busy"] and "tasks:ImageWorker" in w["apps"]:
+                return w["pid"]
+        return None
+
+    victim = wait_for(busy_image_worker, what="the resize to start")
+    os.kill(victim, signal.SIGKILL)
+    caller.join(25)
+    r = result["r"]
+    assert r.status_code == 200, r.text
+    assert r.headers["x-image-size"] == "900x900"
+    assert png_pixels(r.content)[:2] == (900, 900)
+    # the pool replaced the worker with one holding the same apps
+    health = wait_for(
+        lambda: (
+            (h := server.get("/health").json())["status"] == "ok"
+            and len(h["dirty"]["workers"]) == 4
+            and h
+        ),
+        what="the pool to replace the killed worker",
+    )
+    assert victim not in [w["pid"] for w in health["dirty"]["workers"]]
 
 
 # -- scheduled jobs -------------------------------------------------------------------
