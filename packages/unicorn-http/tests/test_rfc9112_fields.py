@@ -69,6 +69,19 @@ CASES = [
     ),
     case("rfc9112-5.2-obs-fold", head(b"X-A: one", b" two"), Refused(400, "folding")),
     case("rfc9112-5.2-obs-fold-tab", head(b"X-A: one", b"\ttwo"), Refused(400, "folding")),
+    # RFC 9112 section 5.2: a server may instead replace each obs-fold with SP.
+    case(
+        "rfc9112-5.2-obs-fold-allowed-becomes-sp",
+        head(b"X-A: one ", b" \ttwo", b"X-B: 2"),
+        Parsed(headers=[(b"host", b"example.com"), (b"x-a", b"one two"), (b"x-b", b"2")]),
+        permit_obsolete_folding=True,
+    ),
+    case(
+        "rfc9112-5.2-whitespace-before-first-field-refused-even-when-folding",
+        b"GET / HTTP/1.1\r\n Host: example.com\r\n\r\n",
+        Refused(400),
+        permit_obsolete_folding=True,
+    ),
     case(
         "rfc9112-5.2-obs-fold-first-line",
         b"GET / HTTP/1.1\r\n Host: example.com\r\n\r\n",

@@ -100,6 +100,16 @@ SETTINGS = (
         "Longer fields are answered with 431. 0 lifts the limit.",
     ),
     Setting(
+        name="permit_obsolete_folding",
+        section=SECTION,
+        cli=("--permit-obsolete-folding",),
+        type="bool",
+        default=False,
+        doc="Accept header lines continued on the next line (obs-fold, RFC 9112 "
+        "section 5.2), joining each fold into one space. Off by default: such "
+        "requests get 400, since proxies disagree on how to read them.",
+    ),
+    Setting(
         name="forwarded_allow_ips",
         section=SECTION,
         cli=("--forwarded-allow-ips",),

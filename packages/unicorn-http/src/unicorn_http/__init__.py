@@ -36,6 +36,7 @@ from .h1 import (
     H1Connection,
     date_header,
 )
+from .proxy_protocol import ProxyInfo, parse_proxy_header
 from .websocket import (
     CLOSING,
     OPEN,
@@ -80,6 +81,7 @@ __all__ = [
     "Ping",
     "Pong",
     "ProtocolError",
+    "ProxyInfo",
     "RemoteProtocolError",
     "Request",
     "Response",
@@ -91,4 +93,5 @@ __all__ = [
     "__version__",
     "accept_key",
     "date_header",
+    "parse_proxy_header",
 ]

@@ -31,6 +31,9 @@ FIELD_CLASSES = bytes(b if b in FIELD_VALUE_BYTES else 0 for b in range(256))
 # paths); controls, SP and DEL are refused.
 TARGET_BYTES = bytes([*range(0x21, 0x7F), *range(0x80, 0x100)])
 
+# RFC 9112 section 5.2: obs-fold = OWS CRLF RWS (a line continued on the next).
+OBS_FOLD_RE = re.compile(rb"[ \t]*\r\n[ \t]+")
+
 # RFC 9112 section 3: request-line = method SP request-target SP HTTP-version
 # RFC 9112 section 2.3: HTTP-version = HTTP-name "/" DIGIT "." DIGIT
 HTTP_VERSION_RE = re.compile(rb"HTTP/([0-9])\.([0-9])")

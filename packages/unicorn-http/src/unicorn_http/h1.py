@@ -67,6 +67,7 @@ from .grammar import (
     FORBIDDEN_TRAILERS,
     HOST_RE,
     HTTP_VERSION_RE,
+    OBS_FOLD_RE,
     REASONS,
     TCHAR,
 )
@@ -179,6 +180,7 @@ class H1Connection:
         max_drain: int = 1 << 20,
         server: bytes | None = b"unicorn",
         send_date: bool = True,
+        permit_obsolete_folding: bool = False,
     ) -> None:
         self.limit_request_line = _unlimited(limit_request_line)
         self.limit_request_fields = _unlimited(limit_request_fields)
@@ -188,6 +190,9 @@ class H1Connection:
         self.limit_trailer_size = _unlimited(limit_trailer_size)
         self.max_body_size = _unlimited(max_body_size)
         self.max_drain = max_drain
+        # RFC 9112 section 5.2: obs-fold is refused unless asked for; then each fold
+        # becomes one SP before the fields are parsed.
+        self.permit_obsolete_folding = permit_obsolete_folding
         # Longest head we wait for: a request line and every field at its limit.
         self._max_head = min(
             self.limit_request_line
@@ -357,6 +362,8 @@ class H1Connection:
         return NEED_DATA
 
     def _parse_head(self, head: bytes) -> Request:
+        if self.permit_obsolete_folding and (b"\r\n " in head or b"\r\n\t" in head):
+            head = OBS_FOLD_RE.sub(b" ", head)
         lines = head.split(b"\r\n")
         line = lines[0]
         if len(line) > self.limit_request_line:
@@ -534,6 +541,8 @@ class H1Connection:
 
     def _parse_fields(self, block: bytes) -> Headers:
         """Split and check a field block (a trailer section)."""
+        if self.permit_obsolete_folding:
+            block = OBS_FOLD_RE.sub(b" ", block)
         return self._parse_field_lines(block.split(b"\r\n"), block, False)
 
     def _parse_field_lines(
