@@ -66,6 +66,8 @@ class Unicorn:
         return _LISTENING.search(self.log())
 
     def _answers(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"unicorn exited with {self.proc.returncode}:\n{self.log()}")
         try:
             with socket.create_connection(self.addr, timeout=2) as s:
                 s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")

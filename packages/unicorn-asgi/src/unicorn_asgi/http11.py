@@ -316,6 +316,8 @@ class RequestCycle:
             proto.abort()
             return
         log.error("Exception in ASGI application", exc_info=exc)
+        if self.complete:
+            return  # the response went out whole; the connection can go on
         if self.started:
             proto.abort()  # the head is out: only closing is honest
         else:
