@@ -49,7 +49,8 @@ class Log:
 
 
 class Served:
-    def __init__(self, app, settings: dict, state: dict | None) -> None:
+    def __init__(self, app, settings: dict, state: dict | None, ssl=None) -> None:
+        self.ssl = ssl
         self.log = Log()
         self.loop = asyncio.new_event_loop()
         cfg = SimpleNamespace(keepalive=5, **settings)
@@ -70,7 +71,9 @@ class Served:
         self.port = sock.getsockname()[1]
         config = self.config
         self.server = loop.run_until_complete(
-            loop.create_server(lambda: H1Protocol(config), sock=sock)
+            loop.create_server(
+                lambda: H1Protocol(config, self.ssl is not None), sock=sock, ssl=self.ssl
+            )
         )
         ready.set()
         loop.run_forever()
@@ -107,8 +110,8 @@ def serve():
     """``serve(app, **settings)`` -> a running server with ``.url`` and ``.log``."""
     running: list[Served] = []
 
-    def start(app, state: dict | None = None, **settings) -> Served:
-        served = Served(app, settings, state)
+    def start(app, state: dict | None = None, ssl=None, **settings) -> Served:
+        served = Served(app, settings, state, ssl)
         running.append(served)
         return served
 
