@@ -424,3 +424,37 @@ def test_send_error_carries_the_fields_the_error_names():
     status, lines, _ = split(conn.send_error(exc))
     assert status == b"HTTP/1.1 426 Upgrade Required"
     assert b"Sec-WebSocket-Version: 13" in lines
+
+
+def test_send_data_length_counts_bytes_sent_around_the_serializer():
+    # os.sendfile writes the body itself; the connection still checks the length.
+    conn = answering()
+    conn.send_response(200, [(b"Content-Length", b"10")])
+    conn.send_data_length(6)
+    with pytest.raises(LocalProtocolError):
+        conn.send_data_length(5)
+
+
+def test_send_data_length_refuses_a_chunked_body():
+    conn = answering()
+    conn.send_response(200, [])
+    with pytest.raises(LocalProtocolError):
+        conn.send_data_length(3)
+
+
+def test_a_finished_connection_is_not_a_reference_cycle():
+    # Bound methods kept as next_event would make each connection garbage that
+    # only the cyclic collector frees; the end states hold no such reference.
+    import gc
+    import weakref
+
+    conn = answering()
+    conn.respond(200, [(b"Connection", b"close")], b"x")
+    assert conn.next_event() == ConnectionClosed()
+    ref = weakref.ref(conn)
+    gc.disable()
+    try:
+        del conn
+        assert ref() is None
+    finally:
+        gc.enable()

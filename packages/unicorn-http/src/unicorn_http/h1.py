@@ -114,7 +114,23 @@ _FRAMING_LINES = (b"transfer-encoding:", b"content-length:")
 
 _EMPTY_EOM = EndOfMessage([])
 _REDRAIN = object()  # internal: a nested drain unwinds to the draining loop
+
+
+class _Raise:
+    """The reader of the ERROR state: raises the refusal again, every time."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: RemoteProtocolError) -> None:
+        self.error = error
+
+    def __call__(self) -> Event | object:
+        raise self.error
+
+
 _CLOSED_EVENT = ConnectionClosed()
+_ALWAYS_CLOSED = repeat(_CLOSED_EVENT).__next__
+_ALWAYS_PAUSED = repeat(PAUSED).__next__
 _CRLF = b"\r\n"
 
 # Framing of our response body.
@@ -277,19 +293,13 @@ class H1Connection:
 
     def _fail(self, reason: str, status: int = 400) -> RemoteProtocolError:
         self.their_state = ERROR
-        self.next_event = self._read_error
         self._error = RemoteProtocolError(reason, status)
+        self.next_event = _Raise(self._error)
         return self._error
 
-    def _read_error(self) -> Event | object:
-        assert self._error is not None
-        raise self._error
-
-    def _read_paused(self) -> Event | object:
-        return PAUSED
-
-    def _read_closed(self) -> Event | object:
-        return _CLOSED_EVENT
+    # In the end states next_event is a callable that holds no reference to the
+    # connection: while it is a bound method the connection is a reference cycle,
+    # freed only by the cyclic garbage collector.
 
     # ------------------------------------------------------------ request head
 
@@ -354,7 +364,7 @@ class H1Connection:
         if self._eof:
             if not buf.strip(b"\r\n"):
                 self.their_state = CLOSED
-                self.next_event = self._read_closed
+                self.next_event = _ALWAYS_CLOSED
                 return _CLOSED_EVENT
             raise self._fail("connection closed in the middle of a request head")
         # The terminator may straddle the next read: rescan only the last three bytes.
@@ -793,7 +803,7 @@ class H1Connection:
             self._start_next_cycle()
             return True
         if self.our_state is MUST_CLOSE:
-            self.next_event = self._read_closed
+            self.next_event = _ALWAYS_CLOSED
         else:
             self.next_event = self._read_after_request
         return False
@@ -958,7 +968,7 @@ class H1Connection:
     def _switch(self) -> None:
         self.our_state = SWITCHED
         self.their_state = SWITCHED
-        self.next_event = self._read_paused
+        self.next_event = _ALWAYS_PAUSED
 
     def send_data(self, data: bytes) -> bytes:
         """Frame a piece of the response body (chunked, length-checked, or dropped for HEAD)."""
@@ -981,6 +991,25 @@ class H1Connection:
         if framing is _NO_BODY:
             return b""
         return data
+
+    def send_data_length(self, count: int) -> None:
+        """Account for ``count`` body bytes the driver wrote itself (``os.sendfile``).
+
+        Only a Content-Length body can be sent around the serializer: chunked
+        framing needs the bytes. Over-long bodies are refused as in ``send_data``.
+        """
+        if self.our_state is not SEND_BODY:
+            raise LocalProtocolError(f"cannot send body data in state {self.our_state}")
+        if self._framing is _CHUNKED:
+            raise LocalProtocolError("a chunked body cannot be sent around the serializer")
+        if self._framing is _LENGTH:
+            left = self._out_left - count
+            if left < 0:
+                self.keep_alive = False
+                raise LocalProtocolError(
+                    f"response body longer than its Content-Length by {-left} bytes"
+                )
+            self._out_left = left
 
     def send_end(self, trailers: Headers | None = None) -> bytes:
         """End the response body; trailers go out only on a chunked body."""
@@ -1061,7 +1090,7 @@ class H1Connection:
     def _to_must_close(self) -> None:
         self.our_state = MUST_CLOSE
         if self.their_state is not ERROR:
-            self.next_event = self._read_closed
+            self.next_event = _ALWAYS_CLOSED
 
     def start_next_cycle(self) -> None:
         """Go on to the next request without answering this one.

@@ -336,22 +336,6 @@ class FileWrapper:
             yield block
 
 
-class _Sized:
-    """A body of ``n`` bytes that ``os.sendfile`` wrote: lets the serializer count them.
-
-    ``H1Connection.send_data`` only needs ``len()`` for a Content-Length body;
-    unicorn_http has no call for "n bytes were sent out of band" yet.
-    """
-
-    __slots__ = ("n",)
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-
 # --- wsgi.input ------------------------------------------------------------------------
 
 
@@ -837,7 +821,7 @@ class ClientConnection:
                 self.broken = True
                 raise _ClientGone
             self._sent = sent
-            h1.send_data(_Sized(sent))  # type: ignore[arg-type]
+            h1.send_data_length(sent)
         self._finish()
         return True
 
