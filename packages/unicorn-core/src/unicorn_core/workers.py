@@ -24,6 +24,7 @@ What ``run()`` must do (also in the package README, "Writing a worker"):
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import os
 import random
 import select
@@ -188,6 +189,7 @@ class Worker:
         #: monotonic time of the fork, set by the master
         self.spawned_at = 0.0
         self.nr = 0
+        self._request_count = itertools.count(1)
         jitter = random.randint(0, cfg.max_requests_jitter) if cfg.max_requests_jitter else 0
         self.max_requests = cfg.max_requests + jitter if cfg.max_requests > 0 else sys.maxsize
         self.heartbeat = Heartbeat()
@@ -231,8 +233,10 @@ class Worker:
 
     def handled_request(self) -> None:
         """Count one request; past ``max_requests`` the worker stops gracefully."""
-        self.nr += 1
-        if self.nr >= self.max_requests and self.alive:
+        # next() on a count is atomic under the GIL, unlike += on an attribute:
+        # the gthread worker calls this from many threads at once.
+        self.nr = count = next(self._request_count)
+        if count >= self.max_requests and self.alive:
             self.log.info("Autorestarting worker after current request.")
             self.alive = False
             self.wakeup()
