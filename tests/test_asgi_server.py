@@ -236,9 +236,16 @@ def test_graceful_shutdown_idle_and_in_flight(tmp_path):
         def slow():
             result["r"] = httpx.get(srv.url + "/sleep?s=1.5", timeout=10)
 
+        def events():
+            with httpx.stream("GET", srv.url + "/events", timeout=10) as r:
+                result["events"] = sum(1 for line in r.iter_lines() if line)
+
         t = threading.Thread(target=slow)
         t.start()
+        sse = threading.Thread(target=events)
+        sse.start()
         wait_for((marks / "sleep-started").exists, what="the slow request to start")
+        wait_for((marks / "events-started").exists, what="the event stream to start")
         stopped_at = time.monotonic()
         srv.proc.send_signal(signal.SIGTERM)
         assert idle.recv(100) == b""  # the idle keep-alive connection closes at once
@@ -247,7 +254,12 @@ def test_graceful_shutdown_idle_and_in_flight(tmp_path):
         r = result["r"]
         assert r.status_code == 200 and r.text == "slept"
         assert r.headers["connection"] == "close"
+        # the endless event stream was ended cleanly (a chunked end, not a cut)
+        sse.join(10)
+        assert result["events"] > 0
+        assert (marks / "events-ended").read_text() == "ClientDisconnected"
         srv.proc.wait(10)
+        assert time.monotonic() - stopped_at < 5  # well inside graceful_timeout
         assert (marks / "shutdown").exists()  # lifespan shutdown ran
         idle.close()
     finally:

@@ -117,6 +117,24 @@ async def app(scope, receive, send):
                     return
         except OSError as exc:
             _mark("forever-disconnect", type(exc).__name__)
+    elif path == "/events":
+        # an endless event stream that never reads: ended by the server on shutdown
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        _mark("events-started")
+        try:
+            while True:
+                await send(
+                    {"type": "http.response.body", "body": b"data: e\n\n", "more_body": True}
+                )
+                await asyncio.sleep(0.02)
+        except OSError as exc:
+            _mark("events-ended", type(exc).__name__)
     elif path == "/sleep":
         seconds = float(dict(_query(scope)).get("s", "1"))
         _mark("sleep-started")

@@ -232,6 +232,8 @@ class ASGIConfig:
         self.post_request = getattr(worker, "post_request_hook", None)
         #: the open connections (H1Protocol objects)
         self.connections: set[H1Protocol] = set()
+        #: applications still running in a task (they may outlive their connection)
+        self.tasks: set[asyncio.Task] = set()
         #: set when the worker drains: no new request is read, responses close
         self.stopping = False
         #: a coarse clock, the loop's time as of the last sweep
@@ -436,7 +438,7 @@ class RequestCycle:
             if not self.started:
                 raise RuntimeError("http.response.body sent before http.response.start")
             if self.complete:
-                if self.disconnected:
+                if self.disconnected or self.shutdown:
                     raise ClientDisconnected("the client closed the connection")
                 raise RuntimeError("http.response.body sent after the response was complete")
             more = message.get("more_body", False)
@@ -568,6 +570,28 @@ class RequestCycle:
                 if self.disconnected:
                     raise ClientDisconnected("the client closed the connection")
         self._body(b"", False)
+
+    def end_event_stream(self) -> bool:
+        """Shutdown: end a ``text/event-stream`` response cleanly (its client will
+        reconnect elsewhere); True when it was one."""
+        if not self.started or self.complete:
+            return False
+        for name, value in self.resp_headers:
+            if name.lower() == b"content-type" and value.lower().startswith(b"text/event-stream"):
+                break
+        else:
+            return False
+        self.flush_head()
+        conn = self.conn
+        conn.keep_alive = False
+        try:
+            tail = conn.send_end()
+        except LocalProtocolError:
+            self.proto.abort()
+            return True
+        self.proto.write(tail)
+        self._complete()
+        return True
 
     def _complete(self) -> None:
         self.complete = True
@@ -779,9 +803,11 @@ class H1Protocol(asyncio.Protocol):
             self.stepping = False
             if not task.done():
                 cycle.task = task
+                config.tasks.add(task)
                 cycle.flush_head()
         else:
-            cycle.task = loop.create_task(cycle.run())
+            cycle.task = task = loop.create_task(cycle.run())
+            config.tasks.add(task)
 
     def _forwarded(self, scope: dict, headers: list) -> None:
         """Scheme and client from a trusted front end's headers."""
@@ -811,8 +837,11 @@ class H1Protocol(asyncio.Protocol):
 
     def cycle_done(self, cycle: RequestCycle) -> None:
         """The application returned: log, count, and go on with the connection."""
-        self.cycle = None
+        if self.cycle is cycle:
+            self.cycle = None
         config = self.config
+        if cycle.task is not None:
+            config.tasks.discard(cycle.task)
         if config.access is not None:
             self._log_access(cycle)
         if config.post_request is not None:
@@ -917,6 +946,7 @@ class H1Protocol(asyncio.Protocol):
             cycle.shutdown = True
             if cycle.body_done:
                 cycle.wake()
+            cycle.end_event_stream()
 
 
 class HookRequest:

@@ -210,22 +210,20 @@ class ASGIWorker(Worker):
         deadline = loop.time() + float(self.cfg.graceful_timeout)
         if self._quick:
             deadline = loop.time()
-        while config.connections and loop.time() < deadline:
+        while (config.connections or config.tasks) and loop.time() < deadline:
             self.notify()
             await asyncio.sleep(0.02)
-        tasks = []
-        if config.connections:
+        if config.connections or config.tasks:
             if not self._quick:
                 self.log.warning(
                     "Graceful timeout: closing %d connection(s) with requests in flight",
                     len(config.connections),
                 )
             for proto in list(config.connections):
-                cycle = proto.cycle
-                if cycle is not None and cycle.task is not None and not cycle.task.done():
-                    cycle.task.cancel()
-                    tasks.append(cycle.task)
                 proto.abort()
-        if tasks:
-            await asyncio.wait(tasks, timeout=1.0)
+            tasks = list(config.tasks)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=1.0)
         await asyncio.sleep(0)
