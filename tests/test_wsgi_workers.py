@@ -301,3 +301,54 @@ def test_threads_alone_means_gthread(tmp_path):
         srv.wait_log("serving as gthread")
     finally:
         srv.stop()
+
+
+def _exchange(addr, data: bytes) -> bytes:
+    with socket.create_connection(addr, timeout=10) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_proxy_protocol_header_names_the_client(servers, worker):
+    server = servers(
+        "wsgi_routes:app", worker, "--proxy-protocol", "--proxy-allow-from", "127.0.0.1"
+    )
+    get = b"GET /whoami HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    # v1: the client's port comes from the header, not from our socket
+    out = _exchange(server.addr, b"PROXY TCP4 203.0.113.7 192.0.2.1 40123 443\r\n" + get)
+    assert out.startswith(b"HTTP/1.1 200"), out
+    assert out.endswith(b" 40123"), out
+    # v2 in its own write, split from the request: still read whole
+    v2 = (
+        b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c"
+        + bytes([198, 51, 100, 9, 192, 0, 2, 1])
+        + (40999).to_bytes(2, "big")
+        + (443).to_bytes(2, "big")
+    )
+    with socket.create_connection(server.addr, timeout=10) as s:
+        s.sendall(v2[:7])
+        s.sendall(v2[7:] + get)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    assert out.endswith(b" 40999"), out
+    # no header from a proxy that must send one: 400 naming the cause, then others go on
+    bad = _exchange(server.addr, get)
+    assert bad.startswith(b"HTTP/1.1 400"), bad
+    assert b"PROXY" in bad
+    server.wait_log("invalid PROXY protocol header")
+    out = _exchange(server.addr, b"PROXY UNKNOWN\r\n" + get)
+    assert out.startswith(b"HTTP/1.1 200"), out
+
+
+def test_proxy_protocol_not_expected_from_other_peers(servers):
+    # 127.0.0.1 is not a listed balancer: its plain requests are served as they are.
+    server = servers(
+        "wsgi_routes:app", "gthread", "--proxy-protocol", "--proxy-allow-from", "192.0.2.50"
+    )
+    out = _exchange(server.addr, b"GET /whoami HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200"), out

@@ -458,3 +458,13 @@ def test_a_finished_connection_is_not_a_reference_cycle():
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_send_error_before_any_request():
+    # A connection refused before its first request (a bad PROXY header).
+    conn = H1Connection()
+    status, lines, body = split(conn.send_error(RemoteProtocolError("bad PROXY header", 400)))
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert b"Connection: close" in lines
+    assert b"bad PROXY header" in body
+    assert conn.next_event() == ConnectionClosed()

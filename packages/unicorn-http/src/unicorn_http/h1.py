@@ -1065,15 +1065,24 @@ class H1Connection:
         return out + self.send_end()
 
     def send_error(self, exc: RemoteProtocolError) -> bytes:
-        """The plain-text error response for a refused request; the connection must then close."""
+        """The plain-text error response for a refused request; the connection must then close.
+
+        Also answers a connection refused before any request (a bad PROXY header):
+        it reads nothing more, and ``next_event()`` says ``ConnectionClosed``.
+        """
         self.keep_alive = False
         if self.our_state is not IDLE:
             self._to_must_close()
             return b""
+        before_any_request = self.their_state is IDLE
+        if before_any_request:
+            self.their_state = ERROR
         body = f"{exc.status} {REASONS.get(exc.status, b'Error').decode()}: {exc.reason}\n".encode()
         headers = [(b"Content-Type", b"text/plain; charset=utf-8"), *exc.headers]
         out = self.respond(exc.status, headers, body)
         self._to_must_close()
+        if before_any_request:
+            self.next_event = _ALWAYS_CLOSED
         return out
 
     def _end_of_response(self) -> None:

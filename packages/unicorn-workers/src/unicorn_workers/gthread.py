@@ -353,7 +353,7 @@ class ThreadedServer:
                     conn.registered = True
                     self.poller.add(fd)
                 continue
-            conn.h1.receive_data(data)
+            conn.feed(data)
             try:
                 self._serve(conn, fd, registered=False)
             except Exception:

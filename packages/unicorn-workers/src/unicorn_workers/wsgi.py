@@ -53,6 +53,7 @@ from unicorn_http import (
     LocalProtocolError,
     RemoteProtocolError,
     Request,
+    parse_proxy_header,
 )
 from unicorn_workers import __version__
 
@@ -270,13 +271,12 @@ class WSGIConfig:
             b"content-length": "CONTENT_LENGTH",
         }
         self.status_cache: dict[str, tuple[int, bytes]] = {}
-        if get("proxy_protocol", False):
-            # unicorn_http has no PROXY header parser yet: every such connection
-            # would be answered 400, so say why once instead of per request.
-            log.warning(
-                "proxy_protocol is set but the WSGI workers do not parse PROXY headers "
-                "yet; connections that start with one are refused with 400"
-            )
+        #: peers whose connections start with a PROXY protocol header, or None
+        self.proxy_peers = (
+            _Peers(_as_list(get("proxy_allow_ips", ["127.0.0.1", "::1"])))
+            if get("proxy_protocol", False)
+            else None
+        )
 
     def environ_key(self, name: bytes) -> str:
         key = self.keys.get(name)
@@ -496,6 +496,12 @@ class ClientConnection:
             remote_addr, remote_port = peer[0], str(peer[1])
         self.remote_addr = remote_addr
         self.trusted = config.peers.trusts(remote_addr, is_unix)
+        #: bytes of a PROXY header still being received (None: none expected)
+        self._proxy: bytes | None = (
+            b""
+            if config.proxy_peers is not None and config.proxy_peers.trusts(remote_addr, is_unix)
+            else None
+        )
         if server is None:
             try:
                 server = sock.getsockname()
@@ -528,8 +534,41 @@ class ClientConnection:
         except OSError:
             self.broken = True
             data = b""
+        return self.feed(data)
+
+    def feed(self, data: bytes) -> bool:
+        """Hand received bytes to the parser, after the PROXY header when one is due;
+        False at end of file or when the connection was refused."""
+        if self._proxy is not None and data:
+            return self._proxy_header(data)
         self.h1.receive_data(data)
         return bool(data)
+
+    def _proxy_header(self, data: bytes) -> bool:
+        """Take the PROXY protocol header off the front of the stream: the client
+        address it names replaces the peer's (the balancer's); the rest is HTTP."""
+        data = self._proxy + data  # type: ignore[operator]
+        try:
+            found = parse_proxy_header(data)
+        except RemoteProtocolError as exc:
+            self._proxy = None
+            self.refuse(exc)
+            return False
+        if found is None:
+            self._proxy = data
+            return True
+        info, used = found
+        self._proxy = None
+        if not info.local and info.src_addr is not None:
+            self.remote_addr = info.src_addr
+            self.base["REMOTE_ADDR"] = info.src_addr
+            if info.src_port is not None:
+                self.base["REMOTE_PORT"] = str(info.src_port)
+            else:
+                self.base.pop("REMOTE_PORT", None)
+        if used < len(data):
+            self.h1.receive_data(data[used:])
+        return True
 
     def fill_ready(self) -> bool | None:
         """Like :meth:`fill` for a socket the poller reported readable: None when
@@ -543,8 +582,7 @@ class ClientConnection:
         except OSError:
             self.broken = True
             data = b""
-        self.h1.receive_data(data)
-        return bool(data)
+        return self.feed(data)
 
     def next_request(self) -> Request | object | None:
         """The next request head from what was received, ``NEED_DATA``, or None when
