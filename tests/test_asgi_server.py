@@ -264,3 +264,29 @@ def test_graceful_shutdown_idle_and_in_flight(tmp_path):
         idle.close()
     finally:
         srv.stop()
+
+
+def test_access_log_and_request_hooks(tmp_path):
+    access = tmp_path / "access.log"
+    hooks = tmp_path / "hooks.log"
+    conf = tmp_path / "conf.py"
+    conf.write_text(
+        "def pre_request(worker, req):\n"
+        f"    open({str(hooks)!r}, 'a').write(f'pre {{req.method}} {{req.path}}\\n')\n"
+        "def post_request(worker, req, scope, resp):\n"
+        f"    open({str(hooks)!r}, 'a').write(f'post {{req.path}} {{resp.status_code}} {{scope[\"type\"]}}\\n')\n"
+    )
+    srv = Unicorn(
+        tmp_path, APP, "-k", "asgi", "-c", str(conf), "--access-logfile", str(access),
+        "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s "%({user-agent}i)s"',
+    )  # fmt: skip
+    try:
+        httpx.get(srv.url + "/nowhere", headers={"User-Agent": "probe/1"})
+        wait_for(lambda: "/nowhere" in access.read_text(), what="the access log line")
+        line = next(x for x in access.read_text().splitlines() if "/nowhere" in x)
+        assert line == '127.0.0.1 "GET /nowhere HTTP/1.1" 404 9 "probe/1"'
+        wait_for(lambda: "post /nowhere" in hooks.read_text(), what="the post_request hook")
+        assert "pre GET /nowhere\n" in hooks.read_text()
+        assert "post /nowhere 404 http\n" in hooks.read_text()
+    finally:
+        srv.stop()
