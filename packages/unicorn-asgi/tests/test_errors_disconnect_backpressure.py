@@ -175,3 +175,12 @@ def test_upload_into_a_slow_reader_pauses_the_socket(serve):
     proto = next(iter(srv.config.connections))
     assert proto.read_paused
     srv.call(release.set)
+
+
+def test_a_1xx_in_response_start_is_the_apps_error(serve):
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 101, "headers": []})
+
+    srv = serve(app)
+    out = srv.raw(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 500")

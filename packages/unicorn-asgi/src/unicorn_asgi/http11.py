@@ -480,6 +480,10 @@ class RequestCycle:
         ):
             conn.keep_alive = False
         status = message["status"]
+        if type(status) is not int or status < 200:
+            # 1xx go through http.response.informational; 101 needs the WebSocket
+            # support that is not here yet
+            raise RuntimeError(f"invalid status {status!r} in http.response.start")
         try:
             head = conn.send_response(status, headers)
         except LocalProtocolError as exc:
