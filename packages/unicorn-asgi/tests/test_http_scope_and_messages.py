@@ -258,3 +258,11 @@ def test_upgrade_websocket_is_the_apps_to_answer(serve):
         b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     )
     assert out.startswith(b"HTTP/1.1 426")
+
+
+def test_request_limits_reach_the_parser(serve):
+    srv = serve(scope_app, limit_request_fields=3, limit_request_line=64)
+    out = srv.raw(b"GET / HTTP/1.1\r\nHost: t\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 431")
+    out = srv.raw(b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 414")
