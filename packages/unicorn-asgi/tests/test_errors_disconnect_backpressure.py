@@ -184,3 +184,26 @@ def test_a_1xx_in_response_start_is_the_apps_error(serve):
     srv = serve(app)
     out = srv.raw(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 500")
+
+
+def test_apps_that_are_not_coroutine_functions(serve):
+    class Raises:
+        def __call__(self, scope, receive, send):
+            raise LookupError("at call time")
+
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"wrapped"})
+
+    class Awaitable:
+        def __init__(self, *args):
+            self.args = args
+
+        def __await__(self):
+            return inner(*self.args).__await__()
+
+    srv = serve(Raises())
+    assert httpx.get(srv.url).status_code == 500
+    assert "LookupError: at call time" in srv.log.text()
+    srv2 = serve(Awaitable)
+    assert httpx.get(srv2.url).text == "wrapped"

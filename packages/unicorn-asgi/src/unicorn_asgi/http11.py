@@ -47,6 +47,7 @@ import contextvars
 import os
 import sys
 import time
+import types
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -84,6 +85,11 @@ _500_BODY = b"Internal Server Error\n"
 #: a body bigger than this is written beside its head rather than joined to it
 _JOIN_LIMIT = 16384
 _PATHSEND_BLOCK = 1 << 18
+_Coroutine = types.CoroutineType
+
+
+async def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 class ClientDisconnected(OSError):
@@ -294,21 +300,28 @@ class RequestCycle:
     # -- the application ----------------------------------------------------------------
 
     async def run(self) -> None:
+        """The application as a coroutine, for one that is not a coroutine function."""
+        await self.proto.config.app(self.scope, self.receive, self.send)
+
+    def finished(self, task: asyncio.Task) -> None:
+        """The application's task is done: answer for it, then go on."""
         proto = self.proto
-        config = proto.config
-        try:
-            await config.app(self.scope, self.receive, self.send)
-        except BaseException as exc:
-            self._failed(exc)
+        if task.cancelled():
+            self._failed(asyncio.CancelledError())
         else:
-            if not self.started:
-                config.log.error("ASGI application returned without starting a response")
-                self._answer_500()
+            exc = task.exception()
+            if exc is not None:
+                self._failed(exc)
             elif not self.complete:
-                config.log.error("ASGI application returned without completing its response")
-                proto.abort()
-        finally:
-            proto.cycle_done(self)
+                if not self.started:
+                    proto.config.log.error("ASGI application returned without starting a response")
+                    self._answer_500()
+                else:
+                    proto.config.log.error(
+                        "ASGI application returned without completing its response"
+                    )
+                    proto.abort()
+        proto.cycle_done(self)
 
     def _failed(self, exc: BaseException) -> None:
         proto = self.proto
@@ -799,19 +812,27 @@ class H1Protocol(asyncio.Protocol):
                 config.pre_request(config.worker, HookRequest(cycle))
             except Exception:
                 config.log.exception("Exception in pre_request hook")
+        try:
+            coro = config.app(scope, cycle.receive, cycle.send)
+        except Exception as exc:
+            coro = _raise(exc)  # answered like an exception inside the application
+        if type(coro) is not _Coroutine:
+            coro = cycle.run()
         loop = self.loop
         if _current_tasks.get(loop) is None:
-            # cycle.run() catches everything the application raises
             self.stepping = True
-            task = start_eagerly(loop, cycle.run())
+            task = start_eagerly(loop, coro)
+            if task.done():
+                cycle.finished(task)  # _process, up the stack, goes on with the connection
+                self.stepping = False
+                return
             self.stepping = False
-            if not task.done():
-                cycle.task = task
-                config.tasks.add(task)
-                cycle.flush_head()
+            cycle.flush_head()
         else:
-            cycle.task = task = loop.create_task(cycle.run())
-            config.tasks.add(task)
+            task = loop.create_task(coro)
+        cycle.task = task
+        config.tasks.add(task)
+        task.add_done_callback(cycle.finished)
 
     def _forwarded(self, scope: dict, headers: list) -> None:
         """Scheme and client from a trusted front end's headers."""
