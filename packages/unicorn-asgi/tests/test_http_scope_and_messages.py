@@ -266,3 +266,20 @@ def test_request_limits_reach_the_parser(serve):
     assert out.startswith(b"HTTP/1.1 431")
     out = srv.raw(b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 414")
+
+
+def test_upgrade_seam_hands_the_connection_over(serve):
+    srv = serve(scope_app)
+    taken = []
+
+    def websocket(proto, req):
+        taken.append(req.target)
+        proto.transport.write(b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n")
+        proto.close()
+        return True
+
+    srv.config.upgrades[b"websocket"] = websocket
+    out = srv.raw(
+        b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    assert out.startswith(b"HTTP/1.1 501") and taken == [b"/ws"]

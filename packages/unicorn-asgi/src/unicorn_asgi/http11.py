@@ -246,6 +246,11 @@ class ASGIConfig:
         self.clock = self.loop.time()
         #: called with the number of connections after one opens or closes
         self.on_count: Callable[[int], None] | None = None
+        #: ``Upgrade`` token (lower-case bytes) -> ``handler(protocol, request) -> bool``:
+        #: the seam for WebSocket (and h2c). A handler returning True has taken the
+        #: connection over; without one an upgrade request is an ordinary http request
+        #: the application answers (101 is refused in http.response.start).
+        self.upgrades: dict[bytes, Callable[[H1Protocol, Request], bool]] = {}
 
 
 # --- the request ------------------------------------------------------------------------
@@ -767,6 +772,13 @@ class H1Protocol(asyncio.Protocol):
 
     def _start(self, req: Request) -> None:
         config = self.config
+        upgrade = req.upgrade
+        if (
+            upgrade is not None
+            and upgrade in config.upgrades
+            and config.upgrades[upgrade](self, req)
+        ):
+            return
         path = req.path
         raw_path = path
         if b"%" in path:
