@@ -168,6 +168,7 @@ def test_store_rejects_unknown_ops_and_bad_arguments():
 def test_store_expiry_sweep_drops_entries():
     store = StashStore()
     store.apply("put", ("t", "k", 1, 0.01))
-    time.sleep(0.02)
-    store.expire(time.monotonic())
+    store.expire(time.monotonic() - 1)  # not yet due: kept
+    assert "k" in store.tables["t"]
+    store.expire(time.monotonic() + 0.02)  # as if 20 ms had passed, without waiting them
     assert store.tables["t"] == {}
