@@ -42,4 +42,6 @@ SETTINGS = (
 
 def settings() -> tuple[Setting, ...]:
     """The ``unicorn.settings`` entry point of unicorn-asgi."""
-    return SETTINGS
+    from unicorn_asgi.websocket import SETTINGS as WEBSOCKET
+
+    return SETTINGS + WEBSOCKET

@@ -27,6 +27,7 @@ from typing import Any
 
 from unicorn_asgi.http11 import ASGIConfig, H1Protocol
 from unicorn_asgi.lifespan import Lifespan, LifespanFailure
+from unicorn_asgi.websocket import install as install_websocket
 from unicorn_core.workers import Worker
 
 __all__ = ["ASGIWorker", "new_event_loop"]
@@ -98,6 +99,7 @@ class ASGIWorker(Worker):
             loop=loop,
             state=lifespan.state if lifespan is not None and lifespan.supported else None,
         )
+        install_websocket(config, cfg)
         self._config = config
         self._loop = loop
         self._servers: list[Any] = []
