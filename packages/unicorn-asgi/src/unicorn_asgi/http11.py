@@ -62,6 +62,7 @@ from unicorn_http import (
     LocalProtocolError,
     RemoteProtocolError,
     Request,
+    parse_proxy_header,
 )
 
 __all__ = [
@@ -218,6 +219,12 @@ class ASGIConfig:
         self.root_path = root
         self.root_path_bytes = root.encode("utf-8")
         self.trusted = _Trusted(_as_list(get("forwarded_allow_ips", ["127.0.0.1", "::1"])))
+        #: peers whose connections start with a PROXY protocol header, or None
+        self.proxy_from = (
+            _Trusted(_as_list(get("proxy_allow_ips", ["127.0.0.1", "::1"])))
+            if get("proxy_protocol", False)
+            else None
+        )
         secure = dict(get("secure_scheme_headers", {}) or {})
         #: lower-cased header name -> the value that means https
         self.secure_headers = {
@@ -648,6 +655,7 @@ class H1Protocol(asyncio.Protocol):
         "last_active",
         "loop",
         "peer_host",
+        "proxy_header",
         "read_paused",
         "scheme",
         "server",
@@ -672,6 +680,8 @@ class H1Protocol(asyncio.Protocol):
         self.client: tuple | None = None
         self.server: tuple | None = None
         self.peer_host: str | None = None
+        #: bytes of a PROXY protocol header still being received (None: none expected)
+        self.proxy_header: bytes | None = None
         self.trusted = False
         self.last_active = config.clock
 
@@ -690,6 +700,9 @@ class H1Protocol(asyncio.Protocol):
         elif sock:
             self.server = (os.fsdecode(sock), None)
         self.trusted = bool(config.forward_names) and config.trusted(self.peer_host)
+        proxy_from = config.proxy_from
+        if proxy_from is not None and proxy_from(self.peer_host):
+            self.proxy_header = b""
         self.last_active = config.clock
         connections = config.connections
         connections.add(self)
@@ -714,6 +727,10 @@ class H1Protocol(asyncio.Protocol):
             config.on_count(len(connections))
 
     def data_received(self, data: bytes) -> None:
+        if self.proxy_header is not None:
+            data = self._take_proxy_header(data)
+            if not data:
+                return
         conn = self.conn
         try:
             conn.receive_data(data)
@@ -729,6 +746,26 @@ class H1Protocol(asyncio.Protocol):
             # pipelined request): stop reading until someone is.
             self.read_paused = True
             self.transport.pause_reading()
+
+    def _take_proxy_header(self, data: bytes) -> bytes:
+        """Take the PROXY protocol header off the front of the stream: the client it
+        names replaces the peer (the balancer) in the scope; the rest is HTTP."""
+        data = self.proxy_header + data  # type: ignore[operator]
+        try:
+            found = parse_proxy_header(data)
+        except RemoteProtocolError as exc:
+            self.proxy_header = None
+            self._refuse(exc)
+            return b""
+        if found is None:
+            self.proxy_header = data
+            return b""
+        info, used = found
+        self.proxy_header = None
+        if not info.local and info.src_addr is not None:
+            self.client = (info.src_addr, info.src_port or 0)
+            self.peer_host = info.src_addr
+        return data[used:]
 
     def pause_writing(self) -> None:
         self.write_paused = True
