@@ -283,3 +283,32 @@ def test_upgrade_seam_hands_the_connection_over(serve):
         b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
     )
     assert out.startswith(b"HTTP/1.1 501") and taken == [b"/ws"]
+
+
+def test_body_left_unread_after_the_response_belongs_to_nobody(serve):
+    got = []
+
+    async def app(scope, receive, send):
+        if scope["path"] == "/early":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 413,
+                    "headers": [(b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            got.append(await receive())  # must not read the next request's bytes
+            return
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4")]}
+        )
+        await send({"type": "http.response.body", "body": b"next"})
+
+    srv = serve(app)
+    out = srv.raw(
+        b"POST /early HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789"
+        b"GET /after HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    assert out.startswith(b"HTTP/1.1 413") and out.endswith(b"next")
+    assert got == [{"type": "http.disconnect"}]

@@ -214,6 +214,7 @@ class ASGIConfig:
             "limit_request_line": int(get("limit_request_line", 4094)),
             "limit_request_fields": int(get("limit_request_fields", 100)),
             "limit_request_field_size": int(get("limit_request_field_size", 8190)),
+            "permit_obsolete_folding": bool(get("permit_obsolete_folding", False)),
         }
         root = str(get("root_path", "")).rstrip("/")
         self.root_path = root
@@ -370,7 +371,9 @@ class RequestCycle:
     # -- receive ------------------------------------------------------------------------
 
     async def receive(self) -> dict:
-        if self.body_done:
+        if self.body_done or self.complete:
+            # Once the response is complete the parser drains whatever body is left
+            # and goes on to the next request: none of it is this request's any more.
             if not (self.complete or self.disconnected or self.shutdown):
                 await self._wait()
             return {"type": "http.disconnect"}
@@ -417,7 +420,7 @@ class RequestCycle:
                     return {"type": "http.disconnect"}
                 proto.resume_reading()
                 await self._wait()
-                if self.disconnected:
+                if self.disconnected or self.complete:
                     return {"type": "http.disconnect"}
                 continue
             # ConnectionClosed in the middle of a body
