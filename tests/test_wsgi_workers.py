@@ -352,3 +352,16 @@ def test_proxy_protocol_not_expected_from_other_peers(servers):
     )
     out = _exchange(server.addr, b"GET /whoami HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 200"), out
+
+
+@pytest.mark.parametrize("permit", [False, True])
+def test_obsolete_folding_refused_unless_permitted(servers, permit):
+    extra = ("--permit-obsolete-folding",) if permit else ()
+    server = servers("wsgi_routes:app", "gthread", *extra)
+    folded = b"GET /whoami HTTP/1.1\r\nHost: t\r\nX-Long: one\r\n two\r\nConnection: close\r\n\r\n"
+    out = _exchange(server.addr, folded)
+    if permit:
+        assert out.startswith(b"HTTP/1.1 200"), out
+    else:
+        assert out.startswith(b"HTTP/1.1 400"), out
+        assert b"folding" in out

@@ -233,6 +233,7 @@ class WSGIConfig:
             "limit_request_line": int(get("limit_request_line", 4094)),
             "limit_request_fields": int(get("limit_request_fields", 100)),
             "limit_request_field_size": int(get("limit_request_field_size", 8190)),
+            "permit_obsolete_folding": bool(get("permit_obsolete_folding", False)),
         }
         self.sendfile = bool(get("sendfile", True))
         self.header_map = get("header_map", "drop")
