@@ -207,3 +207,36 @@ def test_apps_that_are_not_coroutine_functions(serve):
     assert "LookupError: at call time" in srv.log.text()
     srv2 = serve(Awaitable)
     assert httpx.get(srv2.url).text == "wrapped"
+
+
+def test_a_disconnect_finalizes_the_apps_generators_at_once(serve):
+    """Frameworks stream from async generators and cancel work in their finally
+    blocks; when send() raises on a vanished client, the generator must be
+    finalized when the request ends, not whenever the cyclic collector runs."""
+    import gc
+
+    closed = threading.Event()
+
+    async def app(scope, receive, send):
+        async def produce():
+            try:
+                while True:
+                    yield b"data: x\n\n"
+            finally:
+                closed.set()
+
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        body = produce()  # held by the frame, as a response object holds its iterator
+        async for chunk in body:  # left suspended when send() raises
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await asyncio.sleep(0.01)
+
+    srv = serve(app)
+    gc.disable()
+    try:
+        with socket.create_connection(srv.addr) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert b"data: x" in s.recv(4096)
+        assert closed.wait(5)
+    finally:
+        gc.enable()

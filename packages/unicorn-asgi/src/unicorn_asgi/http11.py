@@ -335,6 +335,11 @@ class RequestCycle:
                     )
                     proto.abort()
         proto.cycle_done(self)
+        # The task holds the exception, whose traceback holds the application's
+        # frames, which hold this cycle: let go of the task so the lot is freed now
+        # and the application's async generators are finalized (their finally
+        # blocks cancel work) without waiting for the cyclic collector.
+        self.task = None
 
     def _failed(self, exc: BaseException) -> None:
         proto = self.proto
