@@ -128,10 +128,15 @@ def test_a_slow_client_does_not_block_others(serve):
         with httpx.Client(timeout=5) as client:
             for _ in range(5):
                 assert client.get(srv.url + "/small").text == "fine"
+
         # the stalled response is waiting on flow control, not buffered whole
-        proto = next(p for p in srv.config.connections if p.cycle is not None)
-        assert proto.write_paused
-        assert proto.transport.get_write_buffer_size() < 4 << 20
+        # (looked at from the server's thread: its loop owns the connection set)
+        def stalled():
+            proto = next(p for p in srv.config.connections if p.cycle is not None)
+            return proto.write_paused, proto.transport.get_write_buffer_size()
+
+        paused, buffered = srv.call(stalled)
+        assert paused and buffered < 4 << 20
     finally:
         stuck.close()
 
@@ -172,8 +177,7 @@ def test_upload_into_a_slow_reader_pauses_the_socket(serve):
     t.join(10)
     # The server stopped reading: the upload stalls with the kernel buffers full.
     assert sent[0] < 16 << 20
-    proto = next(iter(srv.config.connections))
-    assert proto.read_paused
+    assert srv.call(lambda: next(iter(srv.config.connections)).read_paused)
     srv.call(release.set)
 
 
