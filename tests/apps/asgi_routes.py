@@ -151,7 +151,13 @@ def _query(scope):
 
 
 async def _poll_disconnect(receive, timeout):
+    """The next http.disconnect within ``timeout``, or None. The request's own
+    http.request messages (an empty one for a GET) are read past, as Starlette's
+    listen_for_disconnect does."""
     try:
-        return await asyncio.wait_for(receive(), timeout)
+        while True:
+            message = await asyncio.wait_for(receive(), timeout)
+            if message["type"] != "http.request":
+                return message
     except TimeoutError:
         return None

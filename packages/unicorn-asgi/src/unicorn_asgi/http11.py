@@ -269,6 +269,7 @@ class RequestCycle:
 
     __slots__ = (
         "body_done",
+        "body_sent",
         "complete",
         "conn",
         "disconnected",
@@ -295,6 +296,8 @@ class RequestCycle:
         self.req = req
         self.scope = scope
         self.body_done = False
+        #: the last http.request (more_body False) reached the application
+        self.body_sent = False
         self.complete = False
         self.disconnected = False
         self.shutdown = False
@@ -376,6 +379,12 @@ class RequestCycle:
     # -- receive ------------------------------------------------------------------------
 
     async def receive(self) -> dict:
+        if self.body_done and not self.body_sent and not self.complete:
+            # A request without a body (read whole before the application ran): its
+            # one http.request comes first, as the spec has it; after that, and once
+            # the response is complete, only http.disconnect.
+            self.body_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
         if self.body_done or self.complete:
             # Once the response is complete the parser drains whatever body is left
             # and goes on to the next request: none of it is this request's any more.
@@ -410,7 +419,7 @@ class RequestCycle:
                     after = None  # raised again by the next receive()
                 kind = type(after)
                 if kind is EndOfMessage:
-                    self.body_done = True
+                    self.body_done = self.body_sent = True
                     return {"type": "http.request", "body": body, "more_body": False}
                 if kind is Data:
                     self.pending = after.data  # type: ignore[union-attr]
@@ -418,7 +427,7 @@ class RequestCycle:
                     proto.resume_reading()
                 return {"type": "http.request", "body": body, "more_body": True}
             if kind is EndOfMessage:
-                self.body_done = True
+                self.body_done = self.body_sent = True
                 return {"type": "http.request", "body": b"", "more_body": False}
             if event is NEED_DATA:
                 if self.disconnected or proto.closed:
