@@ -52,6 +52,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from unicorn_core.http_settings import AddressMatcher
 from unicorn_http import (
     MUST_CLOSE,
     NEED_DATA,
@@ -139,48 +140,6 @@ else:
 # --- per-worker configuration -----------------------------------------------------------
 
 
-def _as_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [p.strip() for p in value.split(",") if p.strip()]
-    return [str(v).strip() for v in value or ()]
-
-
-class _Trusted:
-    """Is a peer one of ``forwarded_allow_ips``? Addresses, networks, ``*``, ``unix:``."""
-
-    __slots__ = ("_any", "_exact", "_nets", "_unix")
-
-    def __init__(self, items: Iterable[str]) -> None:
-        import ipaddress
-
-        items = list(items)
-        self._any = "*" in items
-        self._unix = any(i.startswith("unix:") for i in items)
-        self._exact = {i for i in items if "/" not in i}
-        self._nets = [
-            ipaddress.ip_network(i, strict=False)
-            for i in items
-            if "/" in i and not i.startswith("unix:")
-        ]
-
-    def __call__(self, host: str | None) -> bool:
-        if self._any:
-            return True
-        if host is None:
-            return self._unix
-        if host in self._exact:
-            return True
-        if self._nets:
-            import ipaddress
-
-            try:
-                addr = ipaddress.ip_address(host)
-            except ValueError:
-                return False
-            return any(addr in net for net in self._nets)
-        return False
-
-
 class ASGIConfig:
     """What every connection of one worker shares, read from the settings once.
 
@@ -219,10 +178,10 @@ class ASGIConfig:
         root = str(get("root_path", "")).rstrip("/")
         self.root_path = root
         self.root_path_bytes = root.encode("utf-8")
-        self.trusted = _Trusted(_as_list(get("forwarded_allow_ips", ["127.0.0.1", "::1"])))
+        self.trusted = AddressMatcher(get("forwarded_allow_ips", ["127.0.0.1", "::1"]))
         #: peers whose connections start with a PROXY protocol header, or None
         self.proxy_from = (
-            _Trusted(_as_list(get("proxy_allow_ips", ["127.0.0.1", "::1"])))
+            AddressMatcher(get("proxy_allow_ips", ["127.0.0.1", "::1"]))
             if get("proxy_protocol", False)
             else None
         )

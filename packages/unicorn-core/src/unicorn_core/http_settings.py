@@ -47,25 +47,43 @@ def _header_map(value: Any) -> dict[str, str]:
 
 
 class AddressMatcher:
-    """Answers "is this peer trusted?" for ``forwarded_allow_ips``-style lists."""
+    """Is a peer trusted? For ``forwarded_allow_ips`` and ``proxy_allow_ips``: exact
+    addresses, networks (``10.0.0.0/8``), ``*`` for anyone, ``unix:`` for peers on
+    a Unix socket. One rule for every worker type: ``matcher(host)``, where
+    ``host`` is None for a Unix-socket peer; ``host in matcher`` also works."""
 
-    __slots__ = ("_any", "_exact", "_networks")
+    __slots__ = ("_any", "_exact", "_networks", "_unix")
 
-    def __init__(self, items: list[str]) -> None:
+    def __init__(self, items: str | list[str] | tuple[str, ...] | None) -> None:
+        if isinstance(items, str):
+            items = items.split(",")
+        items = [str(i).strip() for i in items or () if str(i).strip()]
         self._any = "*" in items
+        self._unix = any(i.startswith("unix:") for i in items)
         self._exact = {i for i in items if "/" not in i}
-        self._networks = [ipaddress.ip_network(i, strict=False) for i in items if "/" in i]
+        self._networks = [
+            ipaddress.ip_network(i, strict=False)
+            for i in items
+            if "/" in i and not i.startswith("unix:")
+        ]
 
-    def __contains__(self, host: object) -> bool:
-        if self._any or host in self._exact:
+    def __call__(self, host: str | None) -> bool:
+        if self._any:
             return True
-        if not self._networks or not isinstance(host, str):
+        if host is None:
+            return self._unix
+        if host in self._exact:
+            return True
+        if not self._networks:
             return False
         try:
             addr = ipaddress.ip_address(host)
         except ValueError:
             return False
         return any(addr in net for net in self._networks)
+
+    def __contains__(self, host: object) -> bool:
+        return isinstance(host, str) and self(host)
 
 
 SETTINGS = (

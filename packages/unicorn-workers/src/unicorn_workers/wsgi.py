@@ -33,7 +33,6 @@ end it quietly.
 from __future__ import annotations
 
 import io
-import ipaddress
 import os
 import socket
 import stat
@@ -44,6 +43,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from unicorn_core.http_settings import AddressMatcher
 from unicorn_core.settings import Setting
 from unicorn_http import (
     NEED_DATA,
@@ -144,42 +144,6 @@ class _ClientGone(Exception):
 # --- configuration, built once per worker ---------------------------------------------
 
 
-class _Peers:
-    """Is a peer one of ``forwarded_allow_ips``? Addresses, networks, ``*``, ``unix:``."""
-
-    __slots__ = ("_any", "_exact", "_nets", "_unix")
-
-    def __init__(self, items: Iterable[str]) -> None:
-        items = [str(i).strip() for i in items]
-        self._any = "*" in items
-        self._unix = any(i.startswith("unix:") for i in items)
-        self._exact = {i for i in items if "/" not in i}
-        self._nets = [
-            ipaddress.ip_network(i, strict=False)
-            for i in items
-            if "/" in i and not i.startswith("unix:")
-        ]
-
-    def trusts(self, host: str, is_unix: bool) -> bool:
-        if self._any or (is_unix and self._unix):
-            return True
-        if host in self._exact:
-            return True
-        if self._nets:
-            try:
-                addr = ipaddress.ip_address(host)
-            except ValueError:
-                return False
-            return any(addr in net for net in self._nets)
-        return False
-
-
-def _as_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [p.strip() for p in value.split(",") if p.strip()]
-    return list(value or ())
-
-
 class ErrorStream:
     """``wsgi.errors``: text written by the application goes to the error log."""
 
@@ -239,7 +203,7 @@ class WSGIConfig:
         self.header_map = get("header_map", "drop")
         root = get("root_path", "") or os.environ.get("SCRIPT_NAME", "")
         self.root_path = root.rstrip("/")
-        self.peers = _Peers(_as_list(get("forwarded_allow_ips", ["127.0.0.1", "::1"])))
+        self.peers = AddressMatcher(get("forwarded_allow_ips", ["127.0.0.1", "::1"]))
         secure = get("secure_scheme_headers", {}) or {}
         # lower-cased header name (bytes, as the parser gives it) -> value meaning https
         self.secure_headers = {k.lower().encode("latin-1"): v for k, v in dict(secure).items()}
@@ -274,7 +238,7 @@ class WSGIConfig:
         self.status_cache: dict[str, tuple[int, bytes]] = {}
         #: peers whose connections start with a PROXY protocol header, or None
         self.proxy_peers = (
-            _Peers(_as_list(get("proxy_allow_ips", ["127.0.0.1", "::1"])))
+            AddressMatcher(get("proxy_allow_ips", ["127.0.0.1", "::1"]))
             if get("proxy_protocol", False)
             else None
         )
@@ -496,11 +460,12 @@ class ClientConnection:
         else:
             remote_addr, remote_port = peer[0], str(peer[1])
         self.remote_addr = remote_addr
-        self.trusted = config.peers.trusts(remote_addr, is_unix)
+        self.trusted = config.peers(None if is_unix else remote_addr)
         #: bytes of a PROXY header still being received (None: none expected)
         self._proxy: bytes | None = (
             b""
-            if config.proxy_peers is not None and config.proxy_peers.trusts(remote_addr, is_unix)
+            if config.proxy_peers is not None
+            and config.proxy_peers(None if is_unix else remote_addr)
             else None
         )
         if server is None:
