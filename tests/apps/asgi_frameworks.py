@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocketDisconnect
 
 
 @contextlib.asynccontextmanager
@@ -50,6 +51,21 @@ async def _boom(request):
     raise RuntimeError("framework boom")
 
 
+async def _ws_echo(websocket) -> None:
+    await websocket.accept()
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is not None:
+                await websocket.send_text(message["text"])
+            else:
+                await websocket.send_bytes(message["bytes"])
+    except WebSocketDisconnect:
+        return
+
+
 starlette_app = Starlette(
     routes=[
         Route("/", _hello),
@@ -57,6 +73,7 @@ starlette_app = Starlette(
         Route("/stream", _stream),
         Route("/info", _info),
         Route("/boom", _boom),
+        WebSocketRoute("/ws", _ws_echo),
     ],
     lifespan=_lifespan,
 )
@@ -87,3 +104,8 @@ async def fa_info(request: Request):
 @fastapi_app.get("/boom")
 def fa_boom():  # a sync endpoint: runs in the thread pool
     raise RuntimeError("framework boom")
+
+
+@fastapi_app.websocket("/ws")
+async def fa_ws(websocket: WebSocket):
+    await _ws_echo(websocket)
