@@ -52,7 +52,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from unicorn_core.http_settings import AddressMatcher
+from unicorn_core.http_settings import AddressMatcher, parser_options
 from unicorn_http import (
     MUST_CLOSE,
     NEED_DATA,
@@ -169,12 +169,7 @@ class ASGIConfig:
         self.state = state
         self.keepalive = float(get("keepalive", 2))
         self.worker_connections = max(1, int(get("worker_connections", 1000)))
-        self.h1_options = {
-            "limit_request_line": int(get("limit_request_line", 4094)),
-            "limit_request_fields": int(get("limit_request_fields", 100)),
-            "limit_request_field_size": int(get("limit_request_field_size", 8190)),
-            "permit_obsolete_folding": bool(get("permit_obsolete_folding", False)),
-        }
+        self.h1_options = parser_options(cfg)
         root = str(get("root_path", "")).rstrip("/")
         self.root_path = root
         self.root_path_bytes = root.encode("utf-8")

@@ -183,3 +183,28 @@ SETTINGS = (
         "(`SCRIPT_NAME` for WSGI, `root_path` for ASGI), as uvicorn's `--root-path`.",
     ),
 )
+
+
+# The settings every worker hands to its protocol parser, under their own names
+# (unicorn_http.H1Connection takes the same keywords).
+_PARSER_DEFAULTS = {
+    s.name: s.default
+    for s in SETTINGS
+    if s.name
+    in (
+        "limit_request_line",
+        "limit_request_fields",
+        "limit_request_field_size",
+        "permit_obsolete_folding",
+    )
+}
+
+
+def parser_options(cfg: object) -> dict:
+    """The parser's keyword arguments from ``cfg`` (any object with the settings as
+    attributes; a missing or None one takes its declared default)."""
+    options = {}
+    for name, default in _PARSER_DEFAULTS.items():
+        value = getattr(cfg, name, None)
+        options[name] = default if value is None else value
+    return options

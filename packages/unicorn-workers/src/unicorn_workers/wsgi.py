@@ -43,7 +43,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from unicorn_core.http_settings import AddressMatcher
+from unicorn_core.http_settings import AddressMatcher, parser_options
 from unicorn_core.settings import Setting
 from unicorn_http import (
     NEED_DATA,
@@ -193,12 +193,7 @@ class WSGIConfig:
         #: set while the worker drains or is full: responses say Connection: close
         self.close_after_response = False
         self.timeout = float(get("timeout", 30)) or None
-        self.h1_options = {
-            "limit_request_line": int(get("limit_request_line", 4094)),
-            "limit_request_fields": int(get("limit_request_fields", 100)),
-            "limit_request_field_size": int(get("limit_request_field_size", 8190)),
-            "permit_obsolete_folding": bool(get("permit_obsolete_folding", False)),
-        }
+        self.h1_options = parser_options(cfg)
         self.sendfile = bool(get("sendfile", True))
         self.header_map = get("header_map", "drop")
         root = get("root_path", "") or os.environ.get("SCRIPT_NAME", "")

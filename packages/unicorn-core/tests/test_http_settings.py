@@ -1,4 +1,4 @@
-"""forwarded_allow_ips / proxy_allow_ips matching, the one rule every worker uses."""
+"""The HTTP settings every worker shares: trusted-peer matching and the parser options."""
 
 from __future__ import annotations
 
@@ -29,3 +29,18 @@ def test_matcher(items, host, trusted):
     assert matcher(host) is trusted
     if host is not None:
         assert (host in matcher) is trusted
+
+
+def test_parser_options_take_settings_or_their_defaults():
+    from types import SimpleNamespace
+
+    from unicorn_core.http_settings import parser_options
+
+    assert parser_options(SimpleNamespace()) == {
+        "limit_request_line": 4094,
+        "limit_request_fields": 100,
+        "limit_request_field_size": 8190,
+        "permit_obsolete_folding": False,
+    }
+    options = parser_options(SimpleNamespace(limit_request_line=100, permit_obsolete_folding=True))
+    assert options["limit_request_line"] == 100 and options["permit_obsolete_folding"] is True
