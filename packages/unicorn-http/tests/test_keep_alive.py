@@ -21,6 +21,7 @@ from unicorn_http import (
     EndOfMessage,
     H1Connection,
     LocalProtocolError,
+    RemoteProtocolError,
     Request,
 )
 
@@ -351,3 +352,77 @@ def test_sending_connection_closed_ends_our_side():
     pump(conn)
     assert conn.send(ConnectionClosed()) == b""
     assert conn.next_event() == CLOSED
+
+
+# ------------------------------------------- field lines seen earlier on a connection
+
+
+def exchange(conn: H1Connection, data: bytes) -> Request:
+    """Feed one request, read it whole and answer it; the request comes back."""
+    conn.receive_data(data)
+    req = conn.next_event()
+    assert isinstance(req, Request)
+    assert conn.next_event() == EndOfMessage()
+    conn.respond(204, [])
+    return req
+
+
+def test_repeated_field_lines_parse_as_the_first_time():
+    conn = H1Connection()
+    fields = (b"User-Agent: test/1.0", b"Accept:  */* ", b"X-Trace: abc")
+    first = exchange(conn, get(b"/a", *fields))
+    again = exchange(conn, get(b"/b", *fields))
+    assert (
+        again.headers
+        == first.headers
+        == [
+            (b"host", b"example.com"),
+            (b"user-agent", b"test/1.0"),
+            (b"accept", b"*/*"),
+            (b"x-trace", b"abc"),
+        ]
+    )
+    assert again.path == b"/b"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"Bad Name: x", b"X-Ctl: a\x01b", b"no colon", b"X-Bare: a\rb", b" folded"],
+)
+def test_a_bad_line_beside_lines_seen_before_is_refused(bad):
+    conn = H1Connection()
+    exchange(conn, get(b"/", b"Accept: */*"))
+    conn.receive_data(get(b"/", b"Accept: */*", bad))
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.next_event()
+    assert info.value.status == 400
+
+
+def test_lines_seen_before_still_count_against_limit_request_fields():
+    conn = H1Connection(limit_request_fields=3)
+    fields = (b"A: 1", b"B: 2")
+    exchange(conn, get(b"/", *fields))  # Host + 2 = 3 fields: allowed
+    conn.receive_data(get(b"/", *fields, b"A: 1"))
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.next_event()
+    assert info.value.status == 431
+
+
+def test_framing_fields_are_acted_on_every_time_they_repeat():
+    conn = H1Connection()
+    close = b"Connection: close"
+    assert exchange(conn, get(b"/", b"Connection: keep-alive")).keep_alive
+    conn.receive_data(get(b"/", close))
+    req = conn.next_event()
+    assert req.keep_alive is False
+    assert conn.next_event() == EndOfMessage()
+    conn.respond(204, [])
+    assert conn.our_state is MUST_CLOSE
+
+
+def test_memory_for_seen_lines_is_bounded():
+    conn = H1Connection()
+    for i in range(400):
+        exchange(conn, get(b"/", b"X-Unique-%d: %s" % (i, b"v" * 200)))
+    remembered = sum(len(line) for line in conn._seen_fields)
+    assert remembered <= 16384

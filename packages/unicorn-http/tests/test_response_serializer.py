@@ -154,9 +154,8 @@ def test_server_and_date_can_be_turned_off():
 
 def test_date_is_built_once_per_second(monkeypatch):
     now = [1_000_000_000.2]
-    monkeypatch.setattr(
-        h1_module, "time", type("Clock", (), {"time": staticmethod(lambda: now[0])})
-    )
+    monkeypatch.setattr(h1_module, "_clock", lambda: now[0])
+    monkeypatch.setattr(h1_module, "_date_cache", [0.0, b""])
     first = date_header()
     assert first == b"Date: Sun, 09 Sep 2001 01:46:40 GMT\r\n"
     now[0] += 0.7
@@ -468,3 +467,45 @@ def test_send_error_before_any_request():
     assert b"Connection: close" in lines
     assert b"bad PROXY header" in body
     assert conn.next_event() == ConnectionClosed()
+
+
+# ------------------------------------------------- fields remembered once checked
+
+
+def test_a_field_sent_again_is_serialized_the_same():
+    fields = [(b"Content-Type", b"text/plain"), (b"Content-Length", b"2"), (b"X-A", b"1")]
+    outputs = []
+    for _ in range(3):
+        conn = answering()
+        outputs.append(conn.send_response(200, fields) + conn.send_data(b"ok") + conn.send_end())
+    assert outputs[0] == outputs[1] == outputs[2]
+    _, lines, body = split(outputs[2])
+    assert lines[:3] == [b"Content-Type: text/plain", b"Content-Length: 2", b"X-A: 1"]
+    assert body == b"ok"
+
+
+def test_a_remembered_content_length_still_frames_the_body():
+    for _ in range(2):
+        conn = answering()
+        conn.send_response(200, [(b"content-length", b"3")])
+        with pytest.raises(LocalProtocolError, match="longer than its Content-Length"):
+            conn.send_data(b"four")
+
+
+def test_a_remembered_content_length_still_refuses_a_second_one():
+    answering().send_response(200, [(b"content-length", b"3")])
+    with pytest.raises(LocalProtocolError, match="Content-Length"):
+        answering().send_response(200, [(b"content-length", b"3"), (b"content-length", b"3")])
+
+
+def test_a_bad_value_is_refused_after_good_ones_of_the_same_name():
+    answering().send_response(200, [(b"x-note", b"fine")])
+    with pytest.raises(LocalProtocolError, match="control byte"):
+        answering().send_response(200, [(b"x-note", b"fine\r\nSet-Cookie: evil=1")])
+
+
+def test_fields_given_as_lists_or_with_bytearray_values_are_served():
+    conn = answering()
+    out = conn.send_response(200, [[b"x-list", b"1"], (b"x-array", bytearray(b"2"))])
+    _, lines, _ = split(out + conn.send_end())
+    assert b"x-list: 1" in lines and b"x-array: 2" in lines

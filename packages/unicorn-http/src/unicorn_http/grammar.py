@@ -30,6 +30,9 @@ FIELD_CLASSES = bytes(b if b in FIELD_VALUE_BYTES else 0 for b in range(256))
 # We accept VCHAR and obs-text (bytes >= 0x80, which real clients send raw in
 # paths); controls, SP and DEL are refused.
 TARGET_BYTES = bytes([*range(0x21, 0x7F), *range(0x80, 0x100)])
+# The same as a translation table: every byte a target may not hold goes to NUL,
+# so ``target.translate(TARGET_CLASSES).count(0)`` counts the bad bytes.
+TARGET_CLASSES = bytes(b if b in TARGET_BYTES else 0 for b in range(256))
 
 # RFC 9112 section 5.2: obs-fold = OWS CRLF RWS (a line continued on the next).
 OBS_FOLD_RE = re.compile(rb"[ \t]*\r\n[ \t]+")

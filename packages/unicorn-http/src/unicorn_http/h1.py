@@ -69,6 +69,7 @@ from .grammar import (
     HTTP_VERSION_RE,
     OBS_FOLD_RE,
     REASONS,
+    TARGET_CLASSES,
     TCHAR,
 )
 
@@ -113,6 +114,8 @@ _TE_LINE = (b"transfer-encoding:",)
 _FRAMING_LINES = (b"transfer-encoding:", b"content-length:")
 
 _EMPTY_EOM = EndOfMessage([])
+#: how many bytes of field lines one connection remembers (see _seen_fields)
+_SEEN_FIELDS_BYTES = 16384
 _REDRAIN = object()  # internal: a nested drain unwinds to the draining loop
 
 
@@ -141,15 +144,18 @@ _UNTIL_CLOSE = 3  # HTTP/1.0 without a length: the body ends when we close
 
 _STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in REASONS.items()}
 
-_date_cache: list = [0, b""]
+_clock = time.time
+#: [the time the cached line goes stale, the ``Date`` line for the second before it]
+_date_cache: list = [0.0, b""]
 
 
 def date_header() -> bytes:
     """The ``Date`` header line for this second (RFC 9110 section 6.6.1), built once a second."""
-    now = int(time.time())
-    if now != _date_cache[0]:
-        _date_cache[0] = now
-        _date_cache[1] = b"Date: " + formatdate(now, usegmt=True).encode() + _CRLF
+    now = _clock()
+    if now >= _date_cache[0]:
+        second = int(now)
+        _date_cache[1] = b"Date: " + formatdate(second, usegmt=True).encode() + _CRLF
+        _date_cache[0] = second + 1.0
     return _date_cache[1]
 
 
@@ -162,6 +168,34 @@ def _status_line(status: int, reason: bytes) -> bytes:
     elif reason.translate(None, FIELD_VALUE_BYTES):
         raise LocalProtocolError(f"CR, LF or a control byte in reason phrase {reason!r}")
     return b"HTTP/1.1 %d %b\r\n" % (status, reason)
+
+
+#: (name, value) -> its header line, for response fields that passed the checks
+#: and need no interpretation: most responses repeat the same few fields.
+_RESPONSE_LINES: dict[tuple[bytes, bytes], bytes] = {}
+#: (name, value) -> (line, length) for Content-Length fields
+_LENGTH_LINES: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
+_RESPONSE_LINES_MAX = 512
+_RESPONSE_LINE_CACHEABLE = 256
+
+
+def _field_line(pair: tuple[bytes, bytes], name: bytes, value: bytes) -> bytes:
+    """The header line for an ordinary response field, checked (and remembered)."""
+    if not name or name.translate(None, TCHAR):
+        raise LocalProtocolError(f"invalid response header name {name!r}")
+    if value.translate(None, FIELD_VALUE_BYTES):
+        raise LocalProtocolError(f"CR, LF, NUL or a control byte in header {name!r}")
+    line = name + b": " + value + _CRLF
+    if (
+        type(pair) is tuple
+        and type(name) is bytes
+        and type(value) is bytes
+        and len(line) <= _RESPONSE_LINE_CACHEABLE
+    ):
+        if len(_RESPONSE_LINES) >= _RESPONSE_LINES_MAX:
+            _RESPONSE_LINES.clear()
+        _RESPONSE_LINES[pair] = line
+    return line
 
 
 def _unlimited(n: int) -> int:
@@ -247,6 +281,12 @@ class H1Connection:
         self._out_left = 0
         self._sent_continue = False
         self._error: RemoteProtocolError | None = None
+        # Field lines of earlier requests on this connection -> their parsed pairs.
+        # Clients repeat most of their header lines on every request of a
+        # connection; a line seen before skips the checks it passed then.
+        self._seen_fields: dict[bytes, tuple[bytes, bytes]] = {}
+        self._seen_size = 0
+        self._good_host: bytes | None = None
 
     # ------------------------------------------------------------------ input
 
@@ -314,7 +354,7 @@ class H1Connection:
             if not buf and not self._eof:
                 return NEED_DATA
             return self._head_incomplete(self._join())
-        if buf.startswith(_CRLF, pos):
+        if buf[pos] == 13 and buf.startswith(_CRLF, pos):
             buf = self._join()
             # RFC 9112 section 2.2: ignore empty lines received before the request-line.
             stripped = buf.lstrip(b"\r\n")
@@ -329,7 +369,13 @@ class H1Connection:
             self._scan = 0
             return self._read_head()
         head = buf[pos:end]
-        self._advance(buf, end + 4)
+        end += 4
+        if end < len(buf):
+            self._buf = buf
+            self._pos = end
+        else:
+            self._buf = b""
+            self._pos = 0
         self._scan = 0
         req = self._parse_head(head)
         self.request = req
@@ -400,9 +446,8 @@ class H1Connection:
             raise self._fail("malformed HTTP version in request line")
         if method not in _KNOWN_METHODS and (not method or method.translate(None, TCHAR)):
             raise self._fail("request method is not a token (RFC 9110 section 9.1)")
-        if not target or b"\t" in target:
-            # Control bytes and DEL anywhere in the head are caught by the skeleton check below.
-            raise self._fail("request target is empty or holds control or space bytes")
+        if not target or target.translate(TARGET_CLASSES).count(0):
+            raise self._fail("request target is empty or holds control, space or DEL bytes")
 
         # RFC 9112 section 3.2: the four forms of request-target.
         first = target[0]
@@ -436,10 +481,27 @@ class H1Connection:
                 path = b"/"
 
         if len(lines) > 1:
-            headers = self._parse_field_lines(lines[1:], head, True)
+            lines = lines[1:]
+            seen = self._seen_fields
+            if len(lines) > self.limit_request_fields:
+                raise self._fail(
+                    f"more than limit_request_fields ({self.limit_request_fields}) header fields",
+                    431,
+                )
+            try:
+                # A line this connection has sent before was checked then: its
+                # (name, value) pair is reused as it is.
+                headers = [seen[line] for line in lines]
+            except KeyError:
+                headers = self._parse_field_lines(lines, head, True)
+                size = self._seen_size + len(head)
+                if size > _SEEN_FIELDS_BYTES:
+                    seen.clear()
+                    size = len(head)
+                if size <= _SEEN_FIELDS_BYTES:
+                    seen.update(zip(lines, headers, strict=True))
+                    self._seen_size = size
         else:
-            if head.translate(None, FIELD_VALUE_BYTES):
-                raise self._fail("control byte in the request line (RFC 9112 section 3)")
             headers = []
 
         keep_alive = http_version == b"1.1"
@@ -455,11 +517,16 @@ class H1Connection:
                 continue
             if name == b"host":
                 hosts += 1
-                # A plain name (letters, digits, dots, hyphens) needs no regex.
-                if not value.replace(b".", b"").replace(b"-", b"").isalnum() and not (
-                    HOST_RE.fullmatch(value)
+                # A plain name (letters, digits, dots, hyphens) needs no regex; the
+                # value of the last request's Host (the same object when its line
+                # was seen before) needs no check at all.
+                if (
+                    value is not self._good_host
+                    and not value.replace(b".", b"").replace(b"-", b"").isalnum()
+                    and not HOST_RE.fullmatch(value)
                 ):
                     raise self._fail("invalid Host header (RFC 9110 section 7.2)")
+                self._good_host = value
             elif name == b"content-length":
                 # RFC 9112 section 6.3 point 5: a list or a repeat is unrecoverable framing.
                 if content_length is not None:
@@ -627,8 +694,15 @@ class H1Connection:
     # ------------------------------------------------------------ request body
 
     def _read_bodyless_end(self) -> Event | object:
-        if self._end_of_request():
+        if self._draining:  # answered before its end was read
+            self._end_of_request()
             return self.next_event()
+        # _end_of_request, inlined for the commonest request there is
+        self.their_state = DONE
+        if self.our_state is MUST_CLOSE:
+            self.next_event = _ALWAYS_CLOSED
+        else:
+            self.next_event = self._read_after_request
         return _EMPTY_EOM
 
     def _read_length(self) -> Event | object:
@@ -836,35 +910,55 @@ class H1Connection:
         if self.our_state is not IDLE:
             raise LocalProtocolError(f"cannot start a response in state {self.our_state}")
         req = self.request
-        if (req is None or self.their_state is IDLE) and self.their_state is not ERROR:
+        their = self.their_state
+        if (req is None or their is IDLE) and their is not ERROR:
             raise LocalProtocolError("no request to respond to")
         if status < 200:
             return self._informational(status, headers, reason)
-        if not 200 <= status <= 599:
+        if status > 599:
             raise LocalProtocolError(f"invalid status code {status}")
 
-        http11 = req is not None and req.http_version == b"1.1"
-        head_request = req is not None and req.method == b"HEAD"
-        keep_alive = (
-            self.keep_alive and req is not None and req.keep_alive and self.their_state is not ERROR
-        )
         content_length = None
         chunked = False
+        keep_alive = self.keep_alive
         add_date = self._send_date
         add_server = bool(self._server_line)
-        out = [_status_line(status, reason)]
-        for name, value in headers:
-            if name.translate(None, TCHAR) or not name:
-                raise LocalProtocolError(f"invalid response header name {name!r}")
-            if value.translate(None, FIELD_VALUE_BYTES):
-                raise LocalProtocolError(f"CR, LF, NUL or a control byte in header {name!r}")
+        line = None if reason else _STATUS_LINES.get(status)
+        out = [line or _status_line(status, reason)]
+        known = _RESPONSE_LINES
+        for pair in headers:
+            # A (name, value) pair sent before was checked then; its line is kept.
+            try:
+                line = known.get(pair)
+                if line is not None:
+                    out.append(line)
+                    continue
+                length = _LENGTH_LINES.get(pair)
+            except TypeError:  # a pair that is a list, or holds a bytearray
+                length = None
+            if length is not None:
+                if content_length is not None:
+                    raise LocalProtocolError("more than one Content-Length")
+                line, content_length = length
+                out.append(line)
+                continue
+            name, value = pair
             lname = name.lower()
             if lname in _RESPONSE_SPECIAL:
                 if lname == b"content-length":
                     if not value.isdigit() or content_length is not None:
                         raise LocalProtocolError(f"invalid Content-Length {value!r}")
                     content_length = int(value)
-                elif lname == b"transfer-encoding":
+                    line = name + b": " + value + _CRLF
+                    if type(pair) is tuple and type(value) is bytes and type(name) is bytes:
+                        if len(_LENGTH_LINES) >= _RESPONSE_LINES_MAX:
+                            _LENGTH_LINES.clear()
+                        _LENGTH_LINES[pair] = (line, content_length)
+                    out.append(line)
+                    continue
+                if value.translate(None, FIELD_VALUE_BYTES):
+                    raise LocalProtocolError(f"CR, LF, NUL or a control byte in header {name!r}")
+                if lname == b"transfer-encoding":
                     if value.lower().rstrip(b" \t")[-7:] != b"chunked":
                         raise LocalProtocolError(
                             "a response Transfer-Encoding must end with chunked"
@@ -879,13 +973,19 @@ class H1Connection:
                     add_date = False
                 else:
                     add_server = False
-            out.append(name + b": " + value + _CRLF)
+                out.append(name + b": " + value + _CRLF)
+                continue
+            out.append(_field_line(pair, name, value))
 
+        http11 = req is not None and req.http_version == b"1.1"
+        method = req.method if req is not None else None
+        if keep_alive and (req is None or not req.keep_alive or their is ERROR):
+            keep_alive = False
         if (
-            head_request
+            method == b"HEAD"
             or status == 204
             or status == 304
-            or (req is not None and req.method == b"CONNECT" and status < 300)
+            or (method == b"CONNECT" and status < 300)
         ):
             framing = _NO_BODY
         elif chunked and content_length is not None:
@@ -911,15 +1011,15 @@ class H1Connection:
             drop = _FRAMING_LINES if status == 204 else _TE_LINE
             out = [line for line in out if not line.lower().startswith(drop)]
 
-        if keep_alive and self.their_state is SEND_BODY and req is not None:
+        if keep_alive and their is SEND_BODY:
             if (
-                req.expect_continue
+                req.expect_continue  # type: ignore[union-attr]
                 and not self._sent_continue
-                and (req.chunked or req.content_length)
+                and (req.chunked or req.content_length)  # type: ignore[union-attr]
             ):
                 # The client may still be holding the body back: only closing is safe.
                 keep_alive = False
-            elif not req.chunked and self._body_left > self.max_drain:
+            elif not req.chunked and self._body_left > self.max_drain:  # type: ignore[union-attr]
                 keep_alive = False
         if keep_alive:
             if not http11:
@@ -929,12 +1029,13 @@ class H1Connection:
         self.keep_alive = keep_alive
 
         if add_date:
-            out.append(date_header())
+            date = _date_cache
+            out.append(date[1] if _clock() < date[0] else date_header())
         if add_server:
             out.append(self._server_line)
         out.append(_CRLF)
         self.our_state = SEND_BODY
-        if req is not None and framing is _NO_BODY and req.method == b"CONNECT" and status < 300:
+        if framing is _NO_BODY and method == b"CONNECT" and status < 300:
             self._switch()
         return b"".join(out)
 
@@ -1040,7 +1141,15 @@ class H1Connection:
             raise LocalProtocolError(
                 f"response ended {self._out_left} bytes short of its Content-Length"
             )
-        self._end_of_response()
+        if self.keep_alive and self.their_state is DONE:
+            # _end_of_response and _start_next_cycle, inlined for keep-alive
+            self.their_state = self.our_state = IDLE
+            self.next_event = self._read_head
+            self._framing = _NO_BODY
+            self._body_left = 0
+            self.request = None
+        else:
+            self._end_of_response()
         return out
 
     def respond(
