@@ -424,5 +424,36 @@ def test_memory_for_seen_lines_is_bounded():
     conn = H1Connection()
     for i in range(400):
         exchange(conn, get(b"/", b"X-Unique-%d: %s" % (i, b"v" * 200)))
-    remembered = sum(len(line) for line in conn._seen_fields)
+    for i in range(400):
+        exchange(conn, get(b"/unique/%d/%s" % (i, b"p" * 200)))
+    remembered = sum(map(len, conn._seen_fields)) + sum(map(len, conn._seen_lines))
     assert remembered <= 16384
+
+
+def test_a_repeated_request_line_parses_as_the_first_time():
+    conn = H1Connection()
+    line = b"GET /p?q=1 HTTP/1.1\r\n" + HOST + b"\r\n"
+    first = exchange(conn, line)
+    again = exchange(conn, line)
+    assert (
+        (again.method, again.path, again.query, again.http_version)
+        == (
+            first.method,
+            first.path,
+            first.query,
+            first.http_version,
+        )
+        == (b"GET", b"/p", b"q=1", b"1.1")
+    )
+
+
+@pytest.mark.parametrize(
+    "line", [b"GET /a\x7fb HTTP/1.1", b"GET  / HTTP/1.1", b"GET / HTTP/2.0", b"G@T / HTTP/1.1"]
+)
+def test_a_bad_request_line_after_good_ones_is_refused(line):
+    conn = H1Connection()
+    exchange(conn, get(b"/"))
+    exchange(conn, get(b"/"))
+    conn.receive_data(line + b"\r\n" + HOST + b"\r\n")
+    with pytest.raises(RemoteProtocolError):
+        conn.next_event()

@@ -285,6 +285,8 @@ class H1Connection:
         # Clients repeat most of their header lines on every request of a
         # connection; a line seen before skips the checks it passed then.
         self._seen_fields: dict[bytes, tuple[bytes, bytes]] = {}
+        self._seen_lines: dict[bytes, tuple[bytes, bytes, bytes, bytes, bytes]] = {}
+        self._seen_lines: dict[bytes, tuple[bytes, bytes, bytes, bytes, bytes]] = {}
         self._seen_size = 0
         self._good_host: bytes | None = None
 
@@ -421,64 +423,11 @@ class H1Connection:
         if self.permit_obsolete_folding and (b"\r\n " in head or b"\r\n\t" in head):
             head = OBS_FOLD_RE.sub(b" ", head)
         lines = head.split(b"\r\n")
-        line = lines[0]
-        if len(line) > self.limit_request_line:
-            raise self._fail(
-                f"request line longer than limit_request_line ({self.limit_request_line} bytes)",
-                414,
-            )
-
-        # RFC 9112 section 3: request-line = method SP request-target SP HTTP-version
-        parts = line.split(b" ")
-        if len(parts) != 3:
-            raise self._fail("malformed request line (expected METHOD SP TARGET SP VERSION)")
-        method, target, version = parts
-        if version == b"HTTP/1.1":
-            http_version = b"1.1"
-        elif version == b"HTTP/1.0":
-            http_version = b"1.0"
-        elif match := HTTP_VERSION_RE.fullmatch(version):
-            if match.group(1) != b"1":
-                raise self._fail(f"HTTP version {version.decode('ascii')} is not supported", 505)
-            # RFC 9110 section 2.5: a higher minor version is processed as the highest we have.
-            http_version = b"1.1"
-        else:
-            raise self._fail("malformed HTTP version in request line")
-        if method not in _KNOWN_METHODS and (not method or method.translate(None, TCHAR)):
-            raise self._fail("request method is not a token (RFC 9110 section 9.1)")
-        if not target or target.translate(TARGET_CLASSES).count(0):
-            raise self._fail("request target is empty or holds control, space or DEL bytes")
-
-        # RFC 9112 section 3.2: the four forms of request-target.
-        first = target[0]
-        if first == 47:  # "/": origin-form
-            path, _, query = target.partition(b"?")
-            if method == b"CONNECT":
-                raise self._fail("CONNECT needs an authority-form target (RFC 9112 section 3.2.3)")
-        elif method == b"CONNECT":
-            if not HOST_RE.fullmatch(target) or b":" not in target:
-                raise self._fail("CONNECT target must be host:port (RFC 9112 section 3.2.3)")
-            path, query = target, b""
-        elif target == b"*":
-            if method != b"OPTIONS":
-                raise self._fail(
-                    "asterisk-form target is only for OPTIONS (RFC 9112 section 3.2.4)"
-                )
-            path, query = target, b""
-        else:
-            scheme, sep, rest = target.partition(b"://")
-            if not sep or not scheme.isalpha():
-                raise self._fail(
-                    "request target is not origin, absolute, authority or asterisk form"
-                )
-            slash = rest.find(b"/")
-            qmark = rest.find(b"?")
-            cut = len(rest) if slash < 0 else slash
-            if 0 <= qmark < cut:
-                cut = qmark
-            path, _, query = rest[cut:].partition(b"?")
-            if not path:
-                path = b"/"
+        # A request line this connection has sent before was checked then.
+        known = self._seen_lines.get(lines[0])
+        if known is None:
+            known = self._parse_request_line(lines[0])
+        method, target, http_version, path, query = known
 
         if len(lines) > 1:
             lines = lines[1:]
@@ -494,13 +443,8 @@ class H1Connection:
                 headers = [seen[line] for line in lines]
             except KeyError:
                 headers = self._parse_field_lines(lines, head, True)
-                size = self._seen_size + len(head)
-                if size > _SEEN_FIELDS_BYTES:
-                    seen.clear()
-                    size = len(head)
-                if size <= _SEEN_FIELDS_BYTES:
+                if self._room(len(head)):
                     seen.update(zip(lines, headers, strict=True))
-                    self._seen_size = size
         else:
             headers = []
 
@@ -615,6 +559,85 @@ class H1Connection:
             content_length,
             chunked,
         )
+
+    def _parse_request_line(self, line: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+        """(method, target, version, path, query) of a request line, checked."""
+        if len(line) > self.limit_request_line:
+            raise self._fail(
+                f"request line longer than limit_request_line ({self.limit_request_line} bytes)",
+                414,
+            )
+
+        # RFC 9112 section 3: request-line = method SP request-target SP HTTP-version
+        parts = line.split(b" ")
+        if len(parts) != 3:
+            raise self._fail("malformed request line (expected METHOD SP TARGET SP VERSION)")
+        method, target, version = parts
+        if version == b"HTTP/1.1":
+            http_version = b"1.1"
+        elif version == b"HTTP/1.0":
+            http_version = b"1.0"
+        elif match := HTTP_VERSION_RE.fullmatch(version):
+            if match.group(1) != b"1":
+                raise self._fail(f"HTTP version {version.decode('ascii')} is not supported", 505)
+            # RFC 9110 section 2.5: a higher minor version is processed as the highest we have.
+            http_version = b"1.1"
+        else:
+            raise self._fail("malformed HTTP version in request line")
+        if method not in _KNOWN_METHODS and (not method or method.translate(None, TCHAR)):
+            raise self._fail("request method is not a token (RFC 9110 section 9.1)")
+        if not target or target.translate(TARGET_CLASSES).count(0):
+            raise self._fail("request target is empty or holds control, space or DEL bytes")
+
+        # RFC 9112 section 3.2: the four forms of request-target.
+        first = target[0]
+        if first == 47:  # "/": origin-form
+            path, _, query = target.partition(b"?")
+            if method == b"CONNECT":
+                raise self._fail("CONNECT needs an authority-form target (RFC 9112 section 3.2.3)")
+        elif method == b"CONNECT":
+            if not HOST_RE.fullmatch(target) or b":" not in target:
+                raise self._fail("CONNECT target must be host:port (RFC 9112 section 3.2.3)")
+            path, query = target, b""
+        elif target == b"*":
+            if method != b"OPTIONS":
+                raise self._fail(
+                    "asterisk-form target is only for OPTIONS (RFC 9112 section 3.2.4)"
+                )
+            path, query = target, b""
+        else:
+            scheme, sep, rest = target.partition(b"://")
+            if not sep or not scheme.isalpha():
+                raise self._fail(
+                    "request target is not origin, absolute, authority or asterisk form"
+                )
+            slash = rest.find(b"/")
+            qmark = rest.find(b"?")
+            cut = len(rest) if slash < 0 else slash
+            if 0 <= qmark < cut:
+                cut = qmark
+            path, _, query = rest[cut:].partition(b"?")
+            if not path:
+                path = b"/"
+
+        parsed = (method, target, http_version, path, query)
+        if self._room(len(line)):
+            self._seen_lines[line] = parsed
+        return parsed
+
+    def _room(self, size: int) -> bool:
+        """Whether ``size`` more bytes of lines may be remembered (forgetting the
+        older ones when the connection's budget is spent)."""
+        size += self._seen_size
+        if size > _SEEN_FIELDS_BYTES:
+            self._seen_fields.clear()
+            self._seen_lines.clear()
+            size -= self._seen_size
+            if size > _SEEN_FIELDS_BYTES:
+                self._seen_size = 0
+                return False
+        self._seen_size = size
+        return True
 
     def _parse_fields(self, block: bytes) -> Headers:
         """Split and check a field block (a trailer section)."""
