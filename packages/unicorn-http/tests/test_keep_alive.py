@@ -457,3 +457,33 @@ def test_a_bad_request_line_after_good_ones_is_refused(line):
     conn.receive_data(line + b"\r\n" + HOST + b"\r\n")
     with pytest.raises(RemoteProtocolError):
         conn.next_event()
+
+
+def test_the_same_field_block_again_frames_its_body_again():
+    conn = H1Connection()
+    for body in (b"first", b"again"):
+        conn.receive_data(post(b"/", body))
+        req = conn.next_event()
+        assert req.content_length == 5
+        assert conn.next_event() == Data(body)
+        assert conn.next_event() == EndOfMessage()
+        conn.respond(204, [])
+
+
+def test_changing_a_request_headers_list_does_not_change_the_next_request():
+    conn = H1Connection()
+    first = exchange(conn, get(b"/", b"Accept: */*"))
+    first.headers.append((b"x-added", b"by the app"))
+    first.headers[0] = (b"host", b"elsewhere")
+    again = exchange(conn, get(b"/", b"Accept: */*"))
+    assert again.headers == [(b"host", b"example.com"), (b"accept", b"*/*")]
+
+
+def test_the_same_field_block_under_another_version_is_judged_for_that_version():
+    conn = H1Connection()
+    fields = b"Host: example.com\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+    req = exchange(conn, b"GET / HTTP/1.1\r\n" + fields)
+    assert req.upgrade == b"websocket"
+    conn.receive_data(b"GET / HTTP/1.0\r\n" + fields)
+    req = conn.next_event()
+    assert req.upgrade is None  # RFC 9110 section 7.8: ignored in HTTP/1.0

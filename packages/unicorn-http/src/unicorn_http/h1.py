@@ -288,7 +288,8 @@ class H1Connection:
         self._seen_lines: dict[bytes, tuple[bytes, bytes, bytes, bytes, bytes]] = {}
         self._seen_lines: dict[bytes, tuple[bytes, bytes, bytes, bytes, bytes]] = {}
         self._seen_size = 0
-        self._good_host: bytes | None = None
+        # The last request's field block: (bytes, version, pairs, framing).
+        self._last_block: tuple = (None, None, (), None)
 
     # ------------------------------------------------------------------ input
 
@@ -422,15 +423,40 @@ class H1Connection:
     def _parse_head(self, head: bytes) -> Request:
         if self.permit_obsolete_folding and (b"\r\n " in head or b"\r\n\t" in head):
             head = OBS_FOLD_RE.sub(b" ", head)
-        lines = head.split(b"\r\n")
+        line, _, block = head.partition(b"\r\n")
         # A request line this connection has sent before was checked then.
-        known = self._seen_lines.get(lines[0])
+        known = self._seen_lines.get(line)
         if known is None:
-            known = self._parse_request_line(lines[0])
+            known = self._parse_request_line(line)
         method, target, http_version, path, query = known
+        last = self._last_block
+        if block == last[0] and http_version == last[1]:
+            # The very fields of the last request: the same pairs, the same framing.
+            headers = list(last[2])
+            keep_alive, expect_continue, upgrade, content_length, chunked = last[3]
+        else:
+            headers, framing = self._parse_block(block, http_version)
+            self._last_block = (block, http_version, tuple(headers), framing)
+            keep_alive, expect_continue, upgrade, content_length, chunked = framing
+        return Request(
+            method,
+            target,
+            headers,
+            http_version,
+            path,
+            query,
+            keep_alive,
+            expect_continue,
+            upgrade,
+            content_length,
+            chunked,
+        )
 
-        if len(lines) > 1:
-            lines = lines[1:]
+    def _parse_block(self, block: bytes, http_version: bytes) -> tuple[Headers, tuple]:
+        """The field block of a request head: its (name, value) pairs, and what they
+        say of the framing: (keep_alive, expect_continue, upgrade, content_length, chunked)."""
+        if block:
+            lines = block.split(b"\r\n")
             seen = self._seen_fields
             if len(lines) > self.limit_request_fields:
                 raise self._fail(
@@ -442,8 +468,8 @@ class H1Connection:
                 # (name, value) pair is reused as it is.
                 headers = [seen[line] for line in lines]
             except KeyError:
-                headers = self._parse_field_lines(lines, head, True)
-                if self._room(len(head)):
+                headers = self._parse_field_lines(lines, block, False)
+                if self._room(len(block)):
                     seen.update(zip(lines, headers, strict=True))
         else:
             headers = []
@@ -461,16 +487,11 @@ class H1Connection:
                 continue
             if name == b"host":
                 hosts += 1
-                # A plain name (letters, digits, dots, hyphens) needs no regex; the
-                # value of the last request's Host (the same object when its line
-                # was seen before) needs no check at all.
-                if (
-                    value is not self._good_host
-                    and not value.replace(b".", b"").replace(b"-", b"").isalnum()
-                    and not HOST_RE.fullmatch(value)
+                # A plain name (letters, digits, dots, hyphens) needs no regex.
+                if not value.replace(b".", b"").replace(b"-", b"").isalnum() and not (
+                    HOST_RE.fullmatch(value)
                 ):
                     raise self._fail("invalid Host header (RFC 9110 section 7.2)")
-                self._good_host = value
             elif name == b"content-length":
                 # RFC 9112 section 6.3 point 5: a list or a repeat is unrecoverable framing.
                 if content_length is not None:
@@ -546,19 +567,7 @@ class H1Connection:
         else:
             upgrade = None
 
-        return Request(
-            method,
-            target,
-            headers,
-            http_version,
-            path,
-            query,
-            keep_alive,
-            expect_continue,
-            upgrade,
-            content_length,
-            chunked,
-        )
+        return headers, (keep_alive, expect_continue, upgrade, content_length, chunked)
 
     def _parse_request_line(self, line: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         """(method, target, version, path, query) of a request line, checked."""
