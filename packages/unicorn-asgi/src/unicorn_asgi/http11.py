@@ -43,7 +43,6 @@ stops.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import os
 import sys
 import time
@@ -78,11 +77,24 @@ ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaita
 
 _METHODS = {
     m.encode(): m
-    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
+    for m in (
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "DELETE",
+        "PATCH",
+        "OPTIONS",
+        "CONNECT",
+        "TRACE",
+    )
 }
 _VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
 _PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
-_500_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+_500_HEADERS = [
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"connection", b"close"),
+]
 _500_BODY = b"Internal Server Error\n"
 #: a body bigger than this is written beside its head rather than joined to it
 _JOIN_LIMIT = 16384
@@ -101,11 +113,13 @@ class ClientDisconnected(OSError):
 # --- eager start ----------------------------------------------------------------------
 
 _current_tasks: dict = asyncio.tasks._current_tasks
-_captured: list = [None]
+_captured: list = [None, None]
+_Task = asyncio.Task
 
 
 def _keep_step(callback: Any, *args: Any, context: Any = None) -> None:
     _captured[0] = callback
+    _captured[1] = context
 
 
 if sys.version_info >= (3, 12):
@@ -121,18 +135,18 @@ else:
 
         The Task's constructor schedules its first step with ``loop.call_soon``,
         looked up on the loop object; an instance attribute shadowing it for the
-        length of the constructor receives the step, which then runs here, in the
-        Task's context and as the loop's current task, as it would from the
-        ready queue. Must not be called from inside a running task.
+        length of the constructor receives the step and the Task's context, and
+        the step then runs here, in that context and as the loop's current task,
+        as it would from the ready queue. Must not be called from inside a
+        running task.
         """
-        ctx = contextvars.copy_context()
         loop.call_soon = _keep_step  # type: ignore[method-assign]
         try:
-            task = asyncio.Task(coro, loop=loop, context=ctx)
+            task = _Task(coro, loop=loop)
         finally:
             del loop.call_soon
-        step = _captured[0]
-        _captured[0] = None
+        step, ctx = _captured
+        _captured[0] = _captured[1] = None
         ctx.run(step)
         return task
 
@@ -414,7 +428,10 @@ class RequestCycle:
         if proto.closed:
             return
         proto.config.log.info(
-            "Bad request body from %s: %s (%d)", proto.peer_text(), exc.reason, exc.status
+            "Bad request body from %s: %s (%d)",
+            proto.peer_text(),
+            exc.reason,
+            exc.status,
         )
         if not self.started:
             self.started = self.complete = True
