@@ -646,6 +646,7 @@ class H1Protocol(asyncio.Protocol):
         "proxy_header",
         "read_paused",
         "scheme",
+        "scope_base",
         "server",
         "stepping",
         "transport",
@@ -671,6 +672,8 @@ class H1Protocol(asyncio.Protocol):
         #: bytes of a PROXY protocol header still being received (None: none expected)
         self.proxy_header: bytes | None = None
         self.trusted = False
+        #: the scope keys every request on this connection shares; copied per request
+        self.scope_base: dict = {}
         self.last_active = config.clock
 
     # -- asyncio callbacks -------------------------------------------------------------
@@ -691,6 +694,7 @@ class H1Protocol(asyncio.Protocol):
         proxy_from = config.proxy_from
         if proxy_from is not None and proxy_from(self.peer_host):
             self.proxy_header = b""
+        self._scope_base()
         self.last_active = config.clock
         connections = config.connections
         connections.add(self)
@@ -753,7 +757,31 @@ class H1Protocol(asyncio.Protocol):
         if not info.local and info.src_addr is not None:
             self.client = (info.src_addr, info.src_port or 0)
             self.peer_host = info.src_addr
+            self._scope_base()
         return data[used:]
+
+    def _scope_base(self) -> None:
+        config = self.config
+        # In the order of the keys a scope has always had; the per-request ones
+        # are placeholders that _start overwrites.
+        base = {
+            "type": "http",
+            "asgi": config.asgi,
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": "GET",
+            "root_path": config.root_path,
+            "path": "",
+            "raw_path": b"",
+            "query_string": b"",
+            "headers": [],
+            "extensions": config.extensions,
+        }
+        if config.state is not None:
+            base["state"] = None
+        self.scope_base = base
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -816,22 +844,17 @@ class H1Protocol(asyncio.Protocol):
         if root:
             text_path = root + text_path
             raw_path = config.root_path_bytes + raw_path
-        method = _METHODS.get(req.method)
-        scope = {
-            "type": "http",
-            "asgi": config.asgi,
-            "http_version": _VERSIONS[req.http_version],
-            "server": self.server,
-            "client": self.client,
-            "scheme": self.scheme,
-            "method": method if method is not None else req.method.decode("ascii"),
-            "root_path": root,
-            "path": text_path,
-            "raw_path": raw_path,
-            "query_string": req.query,
-            "headers": req.headers,
-            "extensions": config.extensions,
-        }
+        try:
+            method = _METHODS[req.method]
+        except KeyError:
+            method = req.method.decode("ascii")
+        scope = self.scope_base.copy()
+        scope["http_version"] = _VERSIONS[req.http_version]
+        scope["method"] = method
+        scope["path"] = text_path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = req.query
+        scope["headers"] = req.headers
         state = config.state
         if state is not None:
             scope["state"] = state.copy()
