@@ -99,11 +99,27 @@ _500_BODY = b"Internal Server Error\n"
 #: a body bigger than this is written beside its head rather than joined to it
 _JOIN_LIMIT = 16384
 _PATHSEND_BLOCK = 1 << 18
+#: raw path -> scope path, for the paths a worker sees again and again
+_paths: dict[bytes, str] = {}
+_PATHS_KEPT = 1024
 _Coroutine = types.CoroutineType
 
 
 async def _raise(exc: BaseException) -> None:
     raise exc
+
+
+def _decode_path(raw_path: bytes) -> str:
+    path = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
+    try:
+        text_path = path.decode()
+    except UnicodeDecodeError:
+        text_path = path.decode("utf-8", "surrogateescape")
+    if len(raw_path) <= 256:
+        if len(_paths) >= _PATHS_KEPT:
+            _paths.clear()
+        _paths[raw_path] = text_path
+    return text_path
 
 
 class ClientDisconnected(OSError):
@@ -832,14 +848,11 @@ class H1Protocol(asyncio.Protocol):
             and config.upgrades[upgrade](self, req)
         ):
             return
-        path = req.path
-        raw_path = path
-        if b"%" in path:
-            path = unquote_to_bytes(path)
+        raw_path = req.path
         try:
-            text_path = path.decode()
-        except UnicodeDecodeError:
-            text_path = path.decode("utf-8", "surrogateescape")
+            text_path = _paths[raw_path]
+        except KeyError:
+            text_path = _decode_path(raw_path)
         root = config.root_path
         if root:
             text_path = root + text_path
@@ -859,7 +872,11 @@ class H1Protocol(asyncio.Protocol):
         if state is not None:
             scope["state"] = state.copy()
         if self.trusted:
-            self._forwarded(scope, req.headers)
+            names = config.forward_names
+            for name, _ in req.headers:
+                if name in names:
+                    self._forwarded(scope, req.headers)
+                    break
         cycle = RequestCycle(self, req, scope)
         self.cycle = cycle
         if not (req.content_length or req.chunked):
