@@ -554,8 +554,8 @@ class RequestCycle:
             self.head = None
             if len(data) > _JOIN_LIMIT:
                 proto.writelines((head, data, tail))
-            else:
-                proto.write(head + data + tail if tail else head + data)
+            elif not proto.closed:
+                proto.transport.write(head + data + tail if tail else head + data)
         elif tail:
             proto.write(data + tail if data else tail)
         elif data:
@@ -628,7 +628,8 @@ class RequestCycle:
 
     def _complete(self) -> None:
         self.complete = True
-        self.wake()  # a receive() waiting for the disconnect returns now
+        if self.waiter is not None:
+            self.wake()  # a receive() waiting for the disconnect returns now
         if self.conn.our_state is MUST_CLOSE:
             self.proto.close()
 
@@ -829,7 +830,8 @@ class H1Protocol(asyncio.Protocol):
                     self.close()
                     return
                 self.last_active = self.config.clock
-                self.resume_reading()
+                if self.read_paused:
+                    self.resume_reading()
                 return
             elif kind is ConnectionClosed:
                 self.close()
@@ -896,7 +898,7 @@ class H1Protocol(asyncio.Protocol):
         if type(coro) is not _Coroutine:
             coro = cycle.run()
         loop = self.loop
-        if _current_tasks.get(loop) is None:
+        if loop not in _current_tasks:
             self.stepping = True
             task = start_eagerly(loop, coro)
             if task.done():
