@@ -202,6 +202,74 @@ def _unlimited(n: int) -> int:
     return n if n > 0 else 1 << 62
 
 
+#: constructor options -> the attributes of a fresh H1Connection with them
+_STARTS: dict[tuple, dict[str, object]] = {}
+
+
+def _start_state(
+    limit_request_line: int,
+    limit_request_fields: int,
+    limit_request_field_size: int,
+    limit_chunk_extensions: int,
+    limit_trailer_size: int,
+    max_body_size: int,
+    max_drain: int,
+    server: bytes | None,
+    send_date: bool,
+    permit_obsolete_folding: bool,
+) -> dict[str, object]:
+    """The attributes of a fresh ``H1Connection``: its options (limits, 0 made
+    unlimited) and the state of a connection that has seen nothing yet."""
+    line = _unlimited(limit_request_line)
+    fields = _unlimited(limit_request_fields)
+    field_size = _unlimited(limit_request_field_size)
+    extensions = _unlimited(limit_chunk_extensions)
+    return {
+        "limit_request_line": line,
+        "limit_request_fields": fields,
+        "limit_request_field_size": field_size,
+        "limit_chunk_extensions": extensions,
+        "_max_chunk_line": extensions + 16,
+        "limit_trailer_size": _unlimited(limit_trailer_size),
+        "max_body_size": _unlimited(max_body_size),
+        "max_drain": max_drain,
+        # RFC 9112 section 5.2: obs-fold is refused unless asked for; then each
+        # fold becomes one SP before the fields are parsed.
+        "permit_obsolete_folding": permit_obsolete_folding,
+        # Longest head we wait for: a request line and every field at its limit.
+        "_max_head": min(
+            line + 2 + min(fields, 1 << 20) * (min(field_size, 1 << 20) + 2) + 2, 1 << 30
+        ),
+        "_server_line": b"Server: " + server + _CRLF if server else b"",
+        "_send_date": send_date,
+        "_buf": b"",
+        "_pos": 0,
+        "_eof": False,
+        "_scan": 0,
+        "their_state": IDLE,
+        "our_state": IDLE,
+        # the request being answered (None before the first head)
+        "request": None,
+        "_body_left": 0,
+        "_body_seen": 0,
+        "_ext_seen": 0,
+        "_draining": False,
+        "_in_drain": False,
+        "_drained": 0,
+        # set False to end the connection after the current response
+        # (max_requests, shutdown); the response then carries Connection: close
+        "keep_alive": True,
+        "_framing": _NO_BODY,
+        "_out_left": 0,
+        "_sent_continue": False,
+        "_error": None,
+        # bytes of lines remembered in _seen_lines and _seen_fields
+        "_seen_size": 0,
+        # the last request's field block: (bytes, version, pairs, framing)
+        "_last_block": (None, None, (), None),
+    }
+
+
 class H1Connection:
     """The server side of one HTTP/1.1 connection.
 
@@ -232,64 +300,36 @@ class H1Connection:
         send_date: bool = True,
         permit_obsolete_folding: bool = False,
     ) -> None:
-        self.limit_request_line = _unlimited(limit_request_line)
-        self.limit_request_fields = _unlimited(limit_request_fields)
-        self.limit_request_field_size = _unlimited(limit_request_field_size)
-        self.limit_chunk_extensions = _unlimited(limit_chunk_extensions)
-        self._max_chunk_line = self.limit_chunk_extensions + 16
-        self.limit_trailer_size = _unlimited(limit_trailer_size)
-        self.max_body_size = _unlimited(max_body_size)
-        self.max_drain = max_drain
-        # RFC 9112 section 5.2: obs-fold is refused unless asked for; then each fold
-        # becomes one SP before the fields are parsed.
-        self.permit_obsolete_folding = permit_obsolete_folding
-        # Longest head we wait for: a request line and every field at its limit.
-        self._max_head = min(
-            self.limit_request_line
-            + 2
-            + min(self.limit_request_fields, 1 << 20)
-            * (min(self.limit_request_field_size, 1 << 20) + 2)
-            + 2,
-            1 << 30,
+        options = (
+            limit_request_line,
+            limit_request_fields,
+            limit_request_field_size,
+            limit_chunk_extensions,
+            limit_trailer_size,
+            max_body_size,
+            max_drain,
+            server,
+            send_date,
+            permit_obsolete_folding,
         )
-        self._server_line = b"Server: " + server + _CRLF if server else b""
-        self._send_date = send_date
-
+        start = _STARTS.get(options)
+        if start is None:
+            start = _start_state(*options)
+            if len(_STARTS) < 64:
+                _STARTS[options] = start
+        # One C-level update sets the options and the state of a fresh connection;
+        # a server makes one connection per client, a sync worker one per request.
+        self.__dict__ = start.copy()
         # Unconsumed input is _buf[_pos:] followed by the pieces in _more. Readers
         # move _pos instead of slicing off what they consumed, which would copy
         # the rest of the buffer for every chunk and every pipelined request.
-        self._buf = b""
-        self._pos = 0
         self._more: deque[bytes] = deque()
-        self._eof = False
-        self._scan = 0
-        self.their_state = IDLE
-        self.our_state = IDLE
         self.next_event = self._read_head
-        #: the request being answered (None before the first head)
-        self.request: Request | None = None
-        self._body_left = 0
-        self._body_seen = 0
-        self._ext_seen = 0
-        self._draining = False
-        self._in_drain = False
-        self._drained = 0
-        #: set False to end the connection after the current response (max_requests,
-        #: shutdown); the response then carries ``Connection: close``
-        self.keep_alive = True
-        self._framing = _NO_BODY
-        self._out_left = 0
-        self._sent_continue = False
-        self._error: RemoteProtocolError | None = None
-        # Field lines of earlier requests on this connection -> their parsed pairs.
-        # Clients repeat most of their header lines on every request of a
-        # connection; a line seen before skips the checks it passed then.
+        # Request lines and field lines of earlier requests on this connection ->
+        # what they parsed to. Clients repeat most of their head on every request
+        # of a connection; a line seen before skips the checks it passed then.
         self._seen_fields: dict[bytes, tuple[bytes, bytes]] = {}
         self._seen_lines: dict[bytes, tuple[bytes, bytes, bytes, bytes, bytes]] = {}
-        self._seen_lines: dict[bytes, tuple[bytes, bytes, bytes, bytes, bytes]] = {}
-        self._seen_size = 0
-        # The last request's field block: (bytes, version, pairs, framing).
-        self._last_block: tuple = (None, None, (), None)
 
     # ------------------------------------------------------------------ input
 
