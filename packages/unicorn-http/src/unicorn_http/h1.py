@@ -432,7 +432,7 @@ class H1Connection:
             self._body_left = req.content_length
             self.next_event = self._read_length
         else:
-            self.next_event = self._read_bodyless_end
+            self.next_event = self._read_end
         return req
 
     def _head_incomplete(self, buf: bytes) -> object:
@@ -765,11 +765,12 @@ class H1Connection:
 
     # ------------------------------------------------------------ request body
 
-    def _read_bodyless_end(self) -> Event | object:
+    def _read_end(self) -> Event | object:
+        """The end of a request without a body, or of a Content-Length body read whole."""
         if self._draining:  # answered before its end was read
             self._end_of_request()
             return self.next_event()
-        # _end_of_request, inlined for the commonest request there is
+        # _end_of_request, inlined for the commonest requests there are
         self.their_state = DONE
         if self.our_state is MUST_CLOSE:
             self.next_event = _ALWAYS_CLOSED
@@ -778,7 +779,7 @@ class H1Connection:
         return _EMPTY_EOM
 
     def _read_length(self) -> Event | object:
-        return self._take_body(self._read_length_end)
+        return self._take_body(self._read_end)
 
     def _take_body(self, then: Callable[[], Event | object]) -> Event | object:
         """The next piece of a body whose remaining length is ``_body_left``; ``then`` reads on."""
@@ -811,11 +812,6 @@ class H1Connection:
         if self._draining:
             return self._drain(chunk)
         return Data(chunk)
-
-    def _read_length_end(self) -> Event | object:
-        if self._end_of_request():
-            return self.next_event()
-        return _EMPTY_EOM
 
     def _read_chunk_size(self) -> Event | object:
         buf = self._buf
