@@ -658,6 +658,10 @@ class H1Protocol(asyncio.Protocol):
         "cycle",
         "drain_waiter",
         "last_active",
+        "line_method",
+        "line_path",
+        "line_scope",
+        "line_version",
         "loop",
         "peer_host",
         "proxy_header",
@@ -691,6 +695,11 @@ class H1Protocol(asyncio.Protocol):
         self.trusted = False
         #: the scope keys every request on this connection shares; copied per request
         self.scope_base: dict = {}
+        #: the request line last seen (method, path, version) and its scope keys
+        self.line_method: bytes | None = None
+        self.line_path: bytes | None = None
+        self.line_version: bytes | None = None
+        self.line_scope: dict = {}
         self.last_active = config.clock
 
     # -- asyncio callbacks -------------------------------------------------------------
@@ -799,6 +808,7 @@ class H1Protocol(asyncio.Protocol):
         if config.state is not None:
             base["state"] = None
         self.scope_base = base
+        self.line_path = None
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -850,24 +860,14 @@ class H1Protocol(asyncio.Protocol):
             and config.upgrades[upgrade](self, req)
         ):
             return
-        raw_path = req.path
-        try:
-            text_path = _paths[raw_path]
-        except KeyError:
-            text_path = _decode_path(raw_path)
-        root = config.root_path
-        if root:
-            text_path = root + text_path
-            raw_path = config.root_path_bytes + raw_path
-        try:
-            method = _METHODS[req.method]
-        except KeyError:
-            method = req.method.decode("ascii")
-        scope = self.scope_base.copy()
-        scope["http_version"] = _VERSIONS[req.http_version]
-        scope["method"] = method
-        scope["path"] = text_path
-        scope["raw_path"] = raw_path
+        if (
+            req.path == self.line_path
+            and req.method == self.line_method
+            and req.http_version == self.line_version
+        ):
+            scope = self.line_scope.copy()
+        else:
+            scope = self._line_scope(req).copy()
         scope["query_string"] = req.query
         scope["headers"] = req.headers
         state = config.state
@@ -912,6 +912,35 @@ class H1Protocol(asyncio.Protocol):
         cycle.task = task
         config.tasks.add(task)
         task.add_done_callback(cycle.finished)
+
+    def _line_scope(self, req: Request) -> dict:
+        """The scope keys a request line decides, kept for the next requests on the
+        connection with the same method, path and version (clients polling an
+        endpoint, health checks, proxies)."""
+        config = self.config
+        raw_path = req.path
+        try:
+            text_path = _paths[raw_path]
+        except KeyError:
+            text_path = _decode_path(raw_path)
+        root = config.root_path
+        if root:
+            text_path = root + text_path
+            raw_path = config.root_path_bytes + raw_path
+        try:
+            method = _METHODS[req.method]
+        except KeyError:
+            method = req.method.decode("ascii")
+        scope = self.scope_base.copy()
+        scope["http_version"] = _VERSIONS[req.http_version]
+        scope["method"] = method
+        scope["path"] = text_path
+        scope["raw_path"] = raw_path
+        self.line_scope = scope
+        self.line_method = req.method
+        self.line_path = req.path
+        self.line_version = req.http_version
+        return scope
 
     def _forwarded(self, scope: dict, headers: list) -> None:
         """Scheme and client from a trusted front end's headers."""
