@@ -119,3 +119,21 @@ def test_preload_imports_the_app_once_in_the_master(preload, start_server, tmp_p
         assert importers == {server.pid}
     else:
         wait_for(lambda: {int(x) for x in count.read_text().split()} == workers, 10, "imports")
+
+
+def test_worker_raising_worker_boot_error_from_run_halts_with_its_reason(tmp_path):
+    (tmp_path / "late_worker.py").write_text(
+        "from unicorn_core.errors import WorkerBootError\n"
+        "from unicorn_core.workers import Worker\n"
+        "class LateWorker(Worker):\n"
+        "    def run(self):\n"
+        "        raise WorkerBootError('the cache server is not answering')\n"
+    )
+    result = run_unicorn(
+        "-k", "late_worker.LateWorker", "-b", "127.0.0.1:0", "apps:app", cwd=tmp_path
+    )
+    assert result.returncode == 3
+    assert "Reason: Worker failed to boot: the cache server is not answering" in result.stderr, (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr

@@ -28,6 +28,7 @@ from typing import Any
 from unicorn_asgi.http11 import ASGIConfig, H1Protocol
 from unicorn_asgi.lifespan import Lifespan, LifespanFailure
 from unicorn_asgi.websocket import install as install_websocket
+from unicorn_core.errors import WorkerBootError
 from unicorn_core.workers import Worker
 
 __all__ = ["ASGIWorker", "new_event_loop"]
@@ -87,10 +88,8 @@ class ASGIWorker(Worker):
             try:
                 await lifespan.startup()
             except LifespanFailure as exc:
-                # The arbiter's boot-failure path: it reports the note and halts.
-                log.error("Application startup failed: %s", exc)
-                self.booted = False
-                raise LifespanFailure(f"application startup failed: {exc}") from None
+                # The arbiter's boot-failure path: it reports the reason and halts.
+                raise WorkerBootError(f"application startup failed: {exc}") from None
         config = ASGIConfig(
             self.wsgi,
             cfg,

@@ -28,6 +28,7 @@ _PUBLIC = {
     "AppImportError": "unicorn_core.errors",
     "WORKER_BOOT_ERROR": "unicorn_core.errors",
     "APP_LOAD_ERROR": "unicorn_core.errors",
+    "WorkerBootError": "unicorn_core.errors",
     "main": "unicorn_core.cli",
 }
 

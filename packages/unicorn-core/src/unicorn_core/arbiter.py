@@ -37,6 +37,7 @@ from unicorn_core.errors import (
     AppImportError,
     ConfigError,
     HaltServer,
+    WorkerBootError,
 )
 from unicorn_core.logs import Logger
 from unicorn_core.process import (
@@ -543,6 +544,10 @@ class Arbiter:
             if exc.__cause__ is not None:
                 self.log.debug("".join(traceback.format_exception(exc.__cause__)))
             code = APP_LOAD_ERROR
+        except WorkerBootError as exc:
+            worker.heartbeat.write_note(str(exc))
+            self.log.error("Worker failed to boot: %s", exc)
+            code = WORKER_BOOT_ERROR
         except BaseException as exc:
             if worker.booted:
                 self.log.exception("Exception in worker process")

@@ -20,6 +20,19 @@ class AppImportError(UnicornError):
     """The application named by APP_MODULE could not be loaded."""
 
 
+class WorkerBootError(UnicornError):
+    """A worker could not start serving, for a reason found after ``init_process``
+    handed over to ``run()`` (an ASGI lifespan startup that failed, say).
+
+    Raise it from ``run()`` before the worker serves anything: the arbiter
+    treats it like any boot failure. The message reaches the master through the
+    heartbeat's note, the server halts with ``WORKER_BOOT_ERROR`` (3), and the
+    reason is printed as ``Worker failed to boot: <message>``, without a
+    traceback. Any other exception from ``run()`` counts as a crash of a booted
+    worker, and the worker is replaced.
+    """
+
+
 class HaltServer(UnicornError):
     """Raised inside the arbiter to stop it with a reason and an exit status."""
 
