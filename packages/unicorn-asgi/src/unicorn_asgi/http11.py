@@ -274,12 +274,15 @@ class RequestCycle:
         "waiter",
     )
 
-    def __init__(self, proto: H1Protocol, req: Request, scope: dict) -> None:
+    def __init__(
+        self, proto: H1Protocol, req: Request, scope: dict, body_done: bool = False
+    ) -> None:
         self.proto = proto
         self.conn = proto.conn
         self.req = req
         self.scope = scope
-        self.body_done = False
+        #: the parser has no more of this request's body
+        self.body_done = body_done
         #: the last http.request (more_body False) reached the application
         self.body_sent = False
         self.complete = False
@@ -306,21 +309,19 @@ class RequestCycle:
     def finished(self, task: asyncio.Task) -> None:
         """The application's task is done: answer for it, then go on."""
         proto = self.proto
-        if task.cancelled():
-            self._failed(asyncio.CancelledError())
-        else:
+        try:
             exc = task.exception()
-            if exc is not None:
-                self._failed(exc)
-            elif not self.complete:
-                if not self.started:
-                    proto.config.log.error("ASGI application returned without starting a response")
-                    self._answer_500()
-                else:
-                    proto.config.log.error(
-                        "ASGI application returned without completing its response"
-                    )
-                    proto.abort()
+        except asyncio.CancelledError as cancelled:
+            exc = cancelled
+        if exc is not None:
+            self._failed(exc)
+        elif not self.complete:
+            if not self.started:
+                proto.config.log.error("ASGI application returned without starting a response")
+                self._answer_500()
+            else:
+                proto.config.log.error("ASGI application returned without completing its response")
+                proto.abort()
         proto.cycle_done(self)
         # The task holds the exception, whose traceback holds the application's
         # frames, which hold this cycle: let go of the task so the lot is freed now
@@ -524,7 +525,8 @@ class RequestCycle:
         self.started = True
         self.status = status
         self.resp_headers = headers
-        self.trailers = message.get("trailers", False)
+        if "trailers" in message:
+            self.trailers = message["trailers"]
         self.head = head
         if not proto.stepping:
             # Inside a running task: flush the head when this step ends unless a
@@ -561,7 +563,12 @@ class RequestCycle:
         elif data:
             proto.write(data)
         if not more and not self.trailers:
-            self._complete()
+            # _complete(), inline on this path taken by every response
+            self.complete = True
+            if self.waiter is not None:
+                self.wake()
+            if conn.our_state is MUST_CLOSE:
+                proto.close()
 
     def _trailers(self, message: dict) -> None:
         if not self.trailers or not self.started or self.complete:
@@ -879,11 +886,12 @@ class H1Protocol(asyncio.Protocol):
                 if name in names:
                     self._forwarded(scope, req.headers)
                     break
-        cycle = RequestCycle(self, req, scope)
-        self.cycle = cycle
-        if not (req.content_length or req.chunked):
+        if req.content_length or req.chunked:
+            cycle = RequestCycle(self, req, scope)
+        else:
             self.conn.next_event()  # the EndOfMessage of a request without a body
-            cycle.body_done = True
+            cycle = RequestCycle(self, req, scope, True)
+        self.cycle = cycle
         if config.access is not None:
             cycle.started_at = time.monotonic()
         if config.pre_request is not None:
