@@ -487,3 +487,13 @@ def test_the_same_field_block_under_another_version_is_judged_for_that_version()
     conn.receive_data(b"GET / HTTP/1.0\r\n" + fields)
     req = conn.next_event()
     assert req.upgrade is None  # RFC 9110 section 7.8: ignored in HTTP/1.0
+
+
+def test_a_large_field_block_is_not_kept_after_its_request():
+    conn = H1Connection()
+    big = b"X-Big: " + b"v" * 8000
+    exchange(conn, get(b"/", big, big.replace(b"X-Big", b"X-Big2"), big.replace(b"X-Big", b"X-B3")))
+    exchange(conn, get(b"/", b"Accept: */*"))
+    exchange(conn, get(b"/", big, big.replace(b"X-Big", b"X-Big2"), big.replace(b"X-Big", b"X-B3")))
+    kept = conn._last_block[0] or b""
+    assert len(kept) + sum(map(len, conn._seen_fields)) + sum(map(len, conn._seen_lines)) <= 16384

@@ -476,7 +476,8 @@ class H1Connection:
             keep_alive, expect_continue, upgrade, content_length, chunked = last[3]
         else:
             headers, framing = self._parse_block(block, http_version)
-            self._last_block = (block, http_version, tuple(headers), framing)
+            if len(block) <= _SEEN_FIELDS_BYTES:
+                self._last_block = (block, http_version, tuple(headers), framing)
             keep_alive, expect_continue, upgrade, content_length, chunked = framing
         return Request(
             method,
