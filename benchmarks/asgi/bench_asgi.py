@@ -1,4 +1,4 @@
-"""ASGI, one worker: unicorn -k asgi vs uvicorn, gunicorn's uvicorn worker and granian.
+"""ASGI, one worker: unicorn -k asgi vs uvicorn, gunicorn's asgi and uvicorn workers, granian.
 
 Each server runs one worker pinned to CPU 0 (taskset); wrk runs on CPU 1 with
 64 keep-alive connections. Three loads: hello world, a 64 KiB response and a
@@ -87,6 +87,24 @@ def server_commands(port: int) -> dict[str, list[str] | str]:
         ]
     else:
         out["uvicorn httptools+uvloop"] = "uvicorn or httptools not installed"
+    if importlib.util.find_spec("gunicorn.workers.gasgi"):
+        # gunicorn's own ASGI worker (gunicorn.workers.gasgi), on uvloop when installed
+        out["gunicorn -k asgi"] = [
+            py,
+            "-m",
+            "gunicorn",
+            "-w",
+            "1",
+            "-b",
+            bind,
+            "-k",
+            "asgi",
+            "--log-level",
+            "warning",
+            APP,
+        ]
+    else:
+        out["gunicorn -k asgi"] = "gunicorn without its asgi worker"
     if importlib.util.find_spec("gunicorn") and importlib.util.find_spec("uvicorn"):
         out["gunicorn -k uvicorn"] = [
             py,
