@@ -8,6 +8,14 @@ with ``next_event()`` until the parser needs more bytes or a request is being
 served. Each request head becomes a :class:`RequestCycle`: the ``http``
 scope, and ``receive``/``send`` as bound methods of that object.
 
+A scope is a copy, not a fresh build: the connection keeps a dict of the keys
+all its requests share (server, client, scheme, root_path, ...) and, filled in
+from it, the keys of the last request line it saw (method, path, raw_path,
+http_version); a request repeating that line copies the latter and sets only
+``query_string`` and ``headers``. Decoded paths are remembered worker-wide in
+a small bounded memo. Forwarded headers from a trusted peer are looked for
+with one pass over the names and parsed only when one is there.
+
 The application runs *eagerly*: its coroutine is wrapped in a Task whose
 first step runs at once, inside ``data_received``, instead of being scheduled
 for the next turn of the loop. An application that answers without awaiting
