@@ -54,3 +54,29 @@ def test_each_request_on_a_connection_gets_its_own_line(serve):
         ("GET", "/r/café", b"/r/caf%C3%A9", b"", "1.1", "/r", client, "http"),
         ("GET", "/r/a", b"/r/a", b"", "1.0", "/r", client, "http"),
     ]
+
+
+def test_forwarded_headers_are_looked_for_in_every_request(serve):
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["client"][0])
+        # an application changing its own list changes nothing for the next request
+        scope["headers"].append((b"x-forwarded-for", b"10.9.9.9"))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    srv = serve(app, forwarded_allow_ips=["127.0.0.1"])
+    plain = b"GET / HTTP/1.1\r\nHost: t\r\nAccept: */*\r\n"
+    reqs = (
+        plain
+        + b"\r\n"
+        + plain
+        + b"\r\n"
+        + plain
+        + b"X-Forwarded-For: 10.0.0.7\r\n\r\n"
+        + plain
+        + b"Connection: close\r\n\r\n"
+    )
+    srv.raw(reqs)
+    assert seen == ["127.0.0.1", "127.0.0.1", "10.0.0.7", "127.0.0.1"]

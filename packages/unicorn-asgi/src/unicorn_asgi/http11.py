@@ -687,6 +687,7 @@ class H1Protocol(asyncio.Protocol):
         "stepping",
         "transport",
         "trusted",
+        "unforwarded",
         "write_paused",
     )
 
@@ -708,6 +709,8 @@ class H1Protocol(asyncio.Protocol):
         #: bytes of a PROXY protocol header still being received (None: none expected)
         self.proxy_header: bytes | None = None
         self.trusted = False
+        #: the last request's fields when they held no forwarded header
+        self.unforwarded: list | None = None
         #: the scope keys every request on this connection shares; copied per request
         self.scope_base: dict = {}
         #: the request line last seen (method, path, version) and its scope keys
@@ -889,11 +892,18 @@ class H1Protocol(asyncio.Protocol):
         if state is not None:
             scope["state"] = state.copy()
         if self.trusted:
-            names = config.forward_names
-            for name, _ in req.headers:
-                if name in names:
-                    self._forwarded(scope, req.headers)
-                    break
+            headers = req.headers
+            # Fields equal to ones already seen without a forwarded header need no
+            # second look (a keep-alive client repeats its fields, and the parser
+            # then hands out the same pairs, which compare by identity).
+            if headers != self.unforwarded:
+                names = config.forward_names
+                for name, _ in headers:
+                    if name in names:
+                        self._forwarded(scope, headers)
+                        break
+                else:
+                    self.unforwarded = list(headers)  # a copy the application cannot change
         if req.content_length or req.chunked:
             cycle = RequestCycle(self, req, scope)
         else:
