@@ -13,8 +13,9 @@ all its requests share (server, client, scheme, root_path, ...) and, filled in
 from it, the keys of the last request line it saw (method, path, raw_path,
 http_version); a request repeating that line copies the latter and sets only
 ``query_string`` and ``headers``. Decoded paths are remembered worker-wide in
-a small bounded memo. Forwarded headers from a trusted peer are looked for
-with one pass over the names and parsed only when one is there.
+a small bounded memo. A trusted peer's fields are looked through for a
+forwarded header, and parsed only when one is there, unless they equal the
+connection's last fields that held none.
 
 The application runs *eagerly*: its coroutine is wrapped in a Task whose
 first step runs at once, inside ``data_received``, instead of being scheduled
