@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -31,7 +32,16 @@ def wait_for(check: Callable[[], object], timeout: float = 15.0, what: str = "it
 class Unicorn:
     """``python -m unicorn_core ARGS APP`` with the error log in a file."""
 
-    def __init__(self, tmp: Path, app: str, *args: str, env: dict | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        app: str,
+        *args: str,
+        env: dict | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        #: the client context to reach a TLS server with (None: plain HTTP)
+        self.ssl_context = ssl_context
         self.log_path = tmp / f"unicorn-{time.monotonic_ns()}.log"
         cmd = [
             sys.executable,
@@ -70,6 +80,8 @@ class Unicorn:
             raise AssertionError(f"unicorn exited with {self.proc.returncode}:\n{self.log()}")
         try:
             with socket.create_connection(self.addr, timeout=2) as s:
+                if self.ssl_context is not None:
+                    s = self.ssl_context.wrap_socket(s, server_hostname=self.host)
                 s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
                 return s.recv(12).startswith(b"HTTP/1.1")
         except OSError:

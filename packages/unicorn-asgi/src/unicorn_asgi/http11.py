@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import sys
 import time
 import types
@@ -79,7 +80,9 @@ __all__ = [
     "ClientDisconnected",
     "H1Protocol",
     "RequestCycle",
+    "distinguished_name",
     "start_eagerly",
+    "tls_extension",
 ]
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
@@ -133,6 +136,95 @@ def _decode_path(raw_path: bytes) -> str:
 
 class ClientDisconnected(OSError):
     """``send()`` on a connection the client has closed (ASGI spec 2.4)."""
+
+
+# --- the tls scope extension ------------------------------------------------------------
+
+_TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+#: OpenSSL cipher name -> its 16-bit IANA number, learned from the contexts in use
+_cipher_ids: dict[str, int] = {}
+#: RFC 4514 section 3: the short names of attribute types a DN string uses
+_DN_NAMES = {
+    "commonName": "CN",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "streetAddress": "STREET",
+    "domainComponent": "DC",
+    "userId": "UID",
+}
+
+
+def _dn_value(value: str) -> str:
+    """An attribute value escaped as RFC 4514 section 2.4 asks."""
+    out = value.replace("\\", "\\\\")
+    for special in ',+"<>;=':
+        out = out.replace(special, "\\" + special)
+    if out[:1] in ("#", " "):
+        out = "\\" + out
+    if out.endswith(" "):
+        out = out[:-1] + "\\ "
+    return out
+
+
+def distinguished_name(subject: Any) -> str:
+    """``ssl.getpeercert()['subject']`` as an RFC 4514 string (most specific RDN first)."""
+    return ",".join(
+        "+".join(f"{_DN_NAMES.get(kind, kind)}={_dn_value(value)}" for kind, value in rdn)
+        for rdn in reversed(subject)
+    )
+
+
+def tls_extension(ssl_object: Any, server_cert: str | None) -> dict:
+    """The ASGI ``tls`` scope extension for one TLS connection."""
+    chain: list[str] = []
+    name = None
+    verified = getattr(ssl_object, "get_verified_chain", None)  # Python 3.13+
+    der = ssl_object.getpeercert(binary_form=True)
+    if der:
+        if verified is not None:
+            chain = [cert.public_bytes() for cert in verified()]
+        else:
+            chain = [ssl.DER_cert_to_PEM_cert(der)]
+        subject = (ssl_object.getpeercert() or {}).get("subject")
+        if subject:
+            name = distinguished_name(subject)
+    cipher = ssl_object.cipher()
+    suite = None
+    if cipher is not None:
+        suite = _cipher_ids.get(cipher[0])
+        if suite is None:
+            for known in ssl_object.context.get_ciphers():
+                _cipher_ids.setdefault(known["name"], known["id"] & 0xFFFF)
+            suite = _cipher_ids.get(cipher[0])
+    return {
+        "server_cert": server_cert,
+        "client_cert_chain": chain,
+        "client_cert_name": name,
+        # A certificate that fails verification fails the handshake itself.
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(ssl_object.version()),
+        "cipher_suite": suite,
+    }
+
+
+def _first_certificate(path: str | None) -> str | None:
+    """The first PEM certificate in ``path`` (the server's own; a chain may follow)."""
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    end_marker = "-----END CERTIFICATE-----"
+    start = text.find("-----BEGIN CERTIFICATE-----")
+    end = text.find(end_marker, start)
+    if start < 0 or end < 0:
+        return None
+    return text[start : end + len(end_marker)] + "\n"
 
 
 # --- eager start ----------------------------------------------------------------------
@@ -232,6 +324,8 @@ class ASGIConfig:
             "http.response.early_hint": {},
             "http.response.pathsend": {},
         }
+        #: the ``tls`` extension's server_cert: the first certificate of ``certfile``
+        self.server_cert = _first_certificate(get("certfile", None))
         self.access = None
         if getattr(log, "access_enabled", False) or getattr(log, "statsd", None) is not None:
             self.access = getattr(log, "access", None)
@@ -673,6 +767,7 @@ class H1Protocol(asyncio.Protocol):
         "conn",
         "cycle",
         "drain_waiter",
+        "extensions",
         "last_active",
         "line_method",
         "line_path",
@@ -710,6 +805,8 @@ class H1Protocol(asyncio.Protocol):
         #: bytes of a PROXY protocol header still being received (None: none expected)
         self.proxy_header: bytes | None = None
         self.trusted = False
+        #: the scope's extensions: the worker's, plus ``tls`` on a TLS connection
+        self.extensions = config.extensions
         #: the last request's fields when they held no forwarded header
         self.unforwarded: list | None = None
         #: the scope keys every request on this connection shares; copied per request
@@ -739,6 +836,12 @@ class H1Protocol(asyncio.Protocol):
         proxy_from = config.proxy_from
         if proxy_from is not None and proxy_from(self.peer_host):
             self.proxy_header = b""
+        ssl_object = transport.get_extra_info("ssl_object") if self.scheme == "https" else None
+        if ssl_object is not None:
+            self.extensions = {
+                **config.extensions,
+                "tls": tls_extension(ssl_object, config.server_cert),
+            }
         self._scope_base()
         self.last_active = config.clock
         connections = config.connections
@@ -822,7 +925,7 @@ class H1Protocol(asyncio.Protocol):
             "raw_path": b"",
             "query_string": b"",
             "headers": [],
-            "extensions": config.extensions,
+            "extensions": self.extensions,
         }
         if config.state is not None:
             base["state"] = None

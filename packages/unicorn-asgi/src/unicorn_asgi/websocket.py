@@ -107,6 +107,15 @@ _SEND = {
 _WS_SCHEMES = {"http": "ws", "https": "wss"}
 
 
+def _ws_extensions(proto: Any) -> dict:
+    """A WebSocket scope's extensions: denial responses, and ``tls`` on a TLS connection."""
+    extensions: dict = {"websocket.http.response": {}}
+    tls = proto.extensions.get("tls")
+    if tls is not None:
+        extensions["tls"] = tls
+    return extensions
+
+
 class ClientDisconnected(OSError):
     """``send()`` after the WebSocket closed (the ASGI spec asks for an OSError)."""
 
@@ -143,7 +152,7 @@ def upgrade_websocket(proto: Any, req: Request) -> bool:
         "query_string": req.query,
         "headers": req.headers,
         "subprotocols": handshake.subprotocols,
-        "extensions": {"websocket.http.response": {}},
+        "extensions": _ws_extensions(proto),
     }
     if config.state is not None:
         scope["state"] = config.state.copy()
