@@ -1,8 +1,9 @@
 """ASGI, one worker: unicorn -k asgi vs uvicorn, gunicorn's asgi and uvicorn workers, granian.
 
 Each server runs one worker pinned to CPU 0 (taskset); wrk runs on CPU 1 with
-64 keep-alive connections. Three loads: hello world, a 64 KiB response and a
-4 KiB POST echoed back (``apps.py``). Every cell is the best of ``--repeat``
+64 keep-alive connections. Four loads: hello world, hello world with a new
+query string on every request (so no request line repeats), a 64 KiB
+response and a 4 KiB POST echoed back (``apps.py``). Every cell is the best of ``--repeat``
 runs taken in turns across the servers, so a burst of load from elsewhere
 on a shared machine hurts every server alike. Beside req/s and p99 the table
 gives the server's CPU time per request (its processes' utime+stime over
@@ -35,7 +36,29 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 APP = "apps:app"
 CONNECTIONS = 64
-LOADS = {"hello": "/", "64 KiB": "/64k", "POST 4 KiB echo": "/echo"}
+_POST_LUA = """
+wrk.method = "POST"
+wrk.body = string.rep("a", 4096)
+wrk.headers["Content-Type"] = "application/octet-stream"
+"""
+
+# Every request a different request line: nothing of it is remembered from
+# the last one (the fields still repeat, as a real client's do).
+_NEW_QUERY_LUA = """
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/?n=" .. n)
+end
+"""
+
+#: load -> (path, wrk script or None)
+LOADS = {
+    "hello": ("/", None),
+    "hello, new query": ("/", _NEW_QUERY_LUA),
+    "64 KiB": ("/64k", None),
+    "POST 4 KiB echo": ("/echo", _POST_LUA),
+}
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -178,13 +201,6 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-_POST_LUA = """
-wrk.method = "POST"
-wrk.body = string.rep("a", 4096)
-wrk.headers["Content-Type"] = "application/octet-stream"
-"""
-
-
 def run_wrk(port: int, path: str, duration: float, lua: str | None) -> tuple[float, float, int]:
     """(requests/s, p99 ms, requests) of one wrk run."""
     cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{int(duration)}s", "--latency"]
@@ -204,7 +220,9 @@ def run_wrk(port: int, path: str, duration: float, lua: str | None) -> tuple[flo
     return rps, float(p99_match.group(1)) * scale, total
 
 
-def measure(cmd: list[str], load: str, duration: float, lua: str) -> tuple[float, float, float]:
+def measure(
+    cmd: list[str], load: str, duration: float, lua: str | None
+) -> tuple[float, float, float]:
     port = (
         int(cmd[cmd.index("--port") + 1])
         if "--port" in cmd
@@ -225,10 +243,10 @@ def measure(cmd: list[str], load: str, duration: float, lua: str) -> tuple[float
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{cmd[2:5]} did not start")
             time.sleep(0.05)
-        path = LOADS[load]
-        run_wrk(port, path, 1, lua if path == "/echo" else None)  # warm up
+        path = LOADS[load][0]
+        run_wrk(port, path, 1, lua)  # warm up
         cpu = tree_cpu(proc.pid)
-        rps, p99, total = run_wrk(port, path, duration, lua if path == "/echo" else None)
+        rps, p99, total = run_wrk(port, path, duration, lua)
         cpu = tree_cpu(proc.pid) - cpu
         return rps, p99, cpu / max(total, 1) * 1e6
     finally:
@@ -249,9 +267,13 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y wrk (or build it from source)")
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(_POST_LUA)
-        lua = f.name
+    scripts: dict[str, str | None] = {}
+    for load, (_, text) in LOADS.items():
+        scripts[load] = None
+        if text is not None:
+            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+                f.write(text)
+            scripts[load] = f.name
     loads = args.load or list(LOADS)
     names = list(server_commands(0))
     if args.only:
@@ -267,7 +289,7 @@ def main() -> None:
                     notes[name] = cmd
                     continue
                 try:
-                    rps, p99, cpu = measure(cmd, load, args.duration, lua)
+                    rps, p99, cpu = measure(cmd, load, args.duration, scripts[load])
                 except Exception as exc:  # a server that fails is reported, not fatal
                     notes[name] = f"failed: {exc}"
                     continue
@@ -276,7 +298,9 @@ def main() -> None:
                     results[(name, load)] = (rps, min(p99, best[1]) if best else p99, cpu)
                 elif cpu < best[2]:
                     results[(name, load)] = (best[0], min(p99, best[1]), cpu)
-    os.unlink(lua)
+    for script in scripts.values():
+        if script is not None:
+            os.unlink(script)
     print(f"load average before: {load_before[0]:.2f}, after: {os.getloadavg()[0]:.2f} (2 cores)")
     print(
         f"{'load':17s} {'server':26s} {'req/s':>9s} {'p99 ms':>8s} {'CPU us/req':>11s} {'vs uvicorn':>11s}"
