@@ -108,21 +108,29 @@ def uvicorn_proto(app, loop):
     return HttpToolsProtocol(config, ServerState(), app_state={}, _loop=loop)
 
 
+def new_queries(n: int) -> list[bytes]:
+    """``n`` hello requests, each with its own query string: no request line repeats."""
+    return [REQUEST.replace(b"GET / ", b"GET /?n=%d " % i) for i in range(n)]
+
+
 async def measure(make, app, request, n):
+    """CPU microseconds per request; ``request`` is one request, sent ``n`` times,
+    or a list of ``n + 1000`` requests sent in turn."""
     loop = asyncio.get_running_loop()
     proto = make(app, loop)
     transport = NullTransport()
     proto.connection_made(transport)
     feed = proto.data_received
     soon = loop.call_soon
+    requests = request if isinstance(request, list) else [request] * (n + 1000)
     # data_received is called from a loop callback, as a transport calls it: never
     # from inside a task.
-    for _ in range(1000):
-        soon(feed, request)
+    for data in requests[:1000]:
+        soon(feed, data)
         await asyncio.sleep(0)
     cpu = time.process_time()
-    for _ in range(n):
-        soon(feed, request)
+    for data in requests[1000 : n + 1000]:
+        soon(feed, data)
         await asyncio.sleep(0)
     await asyncio.sleep(0)
     cpu = time.process_time() - cpu
@@ -137,7 +145,12 @@ def main() -> None:
     args = parser.parse_args()
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    for name, app, request in (("hello", hello, REQUEST), ("echo 4 KiB", echo, POST)):
+    loads = (
+        ("hello", hello, REQUEST),
+        ("hello, new query", hello, new_queries(args.n + 1000)),
+        ("echo 4 KiB", echo, POST),
+    )
+    for name, app, request in loads:
         results = {}
         for server, make in (("unicorn", unicorn_proto), ("uvicorn", uvicorn_proto)):
             best = min(
@@ -146,7 +159,7 @@ def main() -> None:
             results[server] = best
         ratio = results["uvicorn"] / results["unicorn"]
         print(
-            f"{name:12s} unicorn {results['unicorn']:6.2f} us/req   "
+            f"{name:17s} unicorn {results['unicorn']:6.2f} us/req   "
             f"uvicorn {results['uvicorn']:6.2f} us/req   ratio {ratio:4.2f}x"
         )
 
