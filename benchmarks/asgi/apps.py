@@ -2,9 +2,24 @@
 
 ``/``: hello world; ``/64k``: a 64 KiB body; ``/echo``: the request body back.
 Plain ASGI, no framework, so the server's own work is what is measured.
+``/fastapi``: hello world from a FastAPI route (when FastAPI is installed), to
+show how much of a real application's time the server is.
 """
 
 from __future__ import annotations
+
+try:
+    from fastapi import FastAPI
+    from fastapi.responses import PlainTextResponse
+except ImportError:  # the FastAPI load is then skipped
+    fastapi_app = None
+else:
+    fastapi_app = FastAPI()
+
+    @fastapi_app.get("/fastapi", response_class=PlainTextResponse)
+    async def fastapi_hello() -> str:
+        return "Hello, world!"
+
 
 HELLO = b"Hello, world!"
 BIG = b"x" * 65536
@@ -24,6 +39,9 @@ async def app(scope, receive, send):
                     return
         return
     path = scope["path"]
+    if path == "/fastapi" and fastapi_app is not None:
+        await fastapi_app(scope, receive, send)
+        return
     if path == "/echo":
         body = b""
         more = True

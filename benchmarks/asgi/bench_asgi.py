@@ -1,9 +1,10 @@
 """ASGI, one worker: unicorn -k asgi vs uvicorn, gunicorn's asgi and uvicorn workers, granian.
 
 Each server runs one worker pinned to CPU 0 (taskset); wrk runs on CPU 1 with
-64 keep-alive connections. Four loads: hello world, hello world with a new
+64 keep-alive connections. Five loads: hello world, hello world with a new
 query string on every request (so no request line repeats), a 64 KiB
-response and a 4 KiB POST echoed back (``apps.py``). Every cell is the best of ``--repeat``
+response, a 4 KiB POST echoed back, and hello world from a FastAPI route
+(``apps.py``). Every cell is the best of ``--repeat``
 runs taken in turns across the servers, so a burst of load from elsewhere
 on a shared machine hurts every server alike. Beside req/s and p99 the table
 gives the server's CPU time per request (its processes' utime+stime over
@@ -58,6 +59,7 @@ LOADS = {
     "hello, new query": ("/", _NEW_QUERY_LUA),
     "64 KiB": ("/64k", None),
     "POST 4 KiB echo": ("/echo", _POST_LUA),
+    "FastAPI hello": ("/fastapi", None),
 }
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
