@@ -112,9 +112,9 @@ def server_commands(port: int) -> dict[str, list[str] | str]:
         ]
     else:
         out["uvicorn httptools+uvloop"] = "uvicorn or httptools not installed"
-    if importlib.util.find_spec("gunicorn.workers.gasgi"):
-        # gunicorn's own ASGI worker (gunicorn.workers.gasgi), on uvloop when installed
-        out["gunicorn -k asgi"] = [
+
+    def gunicorn(worker: str) -> list[str]:
+        return [
             py,
             "-m",
             "gunicorn",
@@ -123,28 +123,19 @@ def server_commands(port: int) -> dict[str, list[str] | str]:
             "-b",
             bind,
             "-k",
-            "asgi",
+            worker,
             "--log-level",
             "warning",
             APP,
         ]
+
+    if importlib.util.find_spec("gunicorn.workers.gasgi"):
+        # gunicorn's own ASGI worker (gunicorn.workers.gasgi), on uvloop when installed
+        out["gunicorn -k asgi"] = gunicorn("asgi")
     else:
         out["gunicorn -k asgi"] = "gunicorn without its asgi worker"
     if importlib.util.find_spec("gunicorn") and importlib.util.find_spec("uvicorn"):
-        out["gunicorn -k uvicorn"] = [
-            py,
-            "-m",
-            "gunicorn",
-            "-w",
-            "1",
-            "-b",
-            bind,
-            "-k",
-            "uvicorn.workers.UvicornWorker",
-            "--log-level",
-            "warning",
-            APP,
-        ]
+        out["gunicorn -k uvicorn"] = gunicorn("uvicorn.workers.UvicornWorker")
     else:
         out["gunicorn -k uvicorn"] = "gunicorn or uvicorn not installed"
     if shutil.which("granian") or importlib.util.find_spec("granian"):
