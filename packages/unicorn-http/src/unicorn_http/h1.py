@@ -33,6 +33,14 @@ status to answer with; after one, the request side is ERROR for good (the
 framing of what follows is unknowable) and the only thing left to do is
 ``send_error(exc)`` and close.
 
+A connection remembers what it has checked: request lines and field lines
+it has parsed before (by their exact bytes, 16 KiB of them), and its last
+field block with the framing it implied. Clients repeat themselves on a
+keep-alive connection, so a repeat costs a dictionary lookup or one
+comparison instead of the checks, which it passed already. Checked response
+fields keep their serialized line per process in the same way. Nothing that
+failed a check is remembered, and every limit still applies per request.
+
 Where the rules come from: RFC 9112 (HTTP/1.1 message syntax and framing)
 and RFC 9110 (semantics); each check below names its section.
 """
