@@ -185,7 +185,11 @@ def tls_extension(ssl_object: Any, server_cert: str | None) -> dict:
     der = ssl_object.getpeercert(binary_form=True)
     if der:
         if verified is not None:
-            chain = [cert.public_bytes() for cert in verified()]
+            # DER bytes on 3.13 (Certificate objects from the private API before it)
+            chain = [
+                ssl.DER_cert_to_PEM_cert(cert) if isinstance(cert, bytes) else cert.public_bytes()
+                for cert in verified()
+            ]
         else:
             chain = [ssl.DER_cert_to_PEM_cert(der)]
         subject = (ssl_object.getpeercert() or {}).get("subject")
@@ -838,10 +842,12 @@ class H1Protocol(asyncio.Protocol):
             self.proxy_header = b""
         ssl_object = transport.get_extra_info("ssl_object") if self.scheme == "https" else None
         if ssl_object is not None:
-            self.extensions = {
-                **config.extensions,
-                "tls": tls_extension(ssl_object, config.server_cert),
-            }
+            try:
+                tls = tls_extension(ssl_object, config.server_cert)
+            except Exception:  # the connection is served all the same, without it
+                config.log.exception("Could not describe the TLS connection for the scope")
+            else:
+                self.extensions = {**config.extensions, "tls": tls}
         self._scope_base()
         self.last_active = config.clock
         connections = config.connections
