@@ -9,7 +9,7 @@ VENV := .venv
 RUN := $(UV) run --no-sync
 PACKAGES := http uwsgi core workers asgi dirty
 
-.PHONY: demo test sync lint imports pytest test-isolated build bench-parser clean
+.PHONY: demo test sync lint imports pytest test-isolated test-pythons build bench-parser clean
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -23,7 +23,7 @@ sync: $(UV)
 demo: sync
 	$(RUN) unicorn -c examples/celery_alternative/unicorn.conf.py
 
-test: sync lint imports pytest test-isolated
+test: sync lint imports pytest test-isolated test-pythons
 
 lint: sync
 	$(RUN) ruff check .
@@ -41,6 +41,12 @@ pytest: sync
 test-isolated: $(UV)
 	@set -e; for p in $(PACKAGES); do UV=$(UV) bash .ci/isolated.sh $$p; done
 
+# The parser and the ASGI worker under the other Pythons this machine has
+# (eager start differs from 3.12 on, ssl from 3.13); absent ones are skipped.
+OTHER_PYTHONS ?= python3.12 python3.13
+test-pythons: $(UV)
+	@set -e; for py in $(OTHER_PYTHONS); do UV=$(UV) bash .ci/other_python.sh $$py; done
+
 build: $(UV)
 	@for p in $(PACKAGES); do $(UV) build --quiet --package unicorn-$$p --out-dir dist; done
 	$(UV) build --quiet --package unicorn --out-dir dist
@@ -49,4 +55,4 @@ bench-parser: sync
 	$(RUN) python benchmarks/parser/bench_parser.py
 
 clean:
-	rm -rf dist build .venv-isolated .pytest_cache .ruff_cache
+	rm -rf dist build .venv-isolated .venv-python3.* .pytest_cache .ruff_cache
