@@ -187,6 +187,19 @@ _RESPONSE_LINES_MAX = 512
 _RESPONSE_LINE_CACHEABLE = 256
 
 
+def _remember(table: dict, pair: tuple[bytes, bytes], line: bytes, entry: object) -> None:
+    """Keep ``entry`` for a checked response field, if it is a plain short pair."""
+    if (
+        type(pair) is tuple
+        and type(pair[0]) is bytes
+        and type(pair[1]) is bytes
+        and len(line) <= _RESPONSE_LINE_CACHEABLE
+    ):
+        if len(table) >= _RESPONSE_LINES_MAX:
+            table.clear()
+        table[pair] = entry
+
+
 def _field_line(pair: tuple[bytes, bytes], name: bytes, value: bytes) -> bytes:
     """The header line for an ordinary response field, checked (and remembered)."""
     if not name or name.translate(None, TCHAR):
@@ -194,15 +207,7 @@ def _field_line(pair: tuple[bytes, bytes], name: bytes, value: bytes) -> bytes:
     if value.translate(None, FIELD_VALUE_BYTES):
         raise LocalProtocolError(f"CR, LF, NUL or a control byte in header {name!r}")
     line = name + b": " + value + _CRLF
-    if (
-        type(pair) is tuple
-        and type(name) is bytes
-        and type(value) is bytes
-        and len(line) <= _RESPONSE_LINE_CACHEABLE
-    ):
-        if len(_RESPONSE_LINES) >= _RESPONSE_LINES_MAX:
-            _RESPONSE_LINES.clear()
-        _RESPONSE_LINES[pair] = line
+    _remember(_RESPONSE_LINES, pair, line, line)
     return line
 
 
@@ -776,15 +781,8 @@ class H1Connection:
 
     def _read_end(self) -> Event | object:
         """The end of a request without a body, or of a Content-Length body read whole."""
-        if self._draining:  # answered before its end was read
-            self._end_of_request()
+        if self._end_of_request():
             return self.next_event()
-        # _end_of_request, inlined for the commonest requests there are
-        self.their_state = DONE
-        if self.our_state is MUST_CLOSE:
-            self.next_event = _ALWAYS_CLOSED
-        else:
-            self.next_event = self._read_after_request
         return _EMPTY_EOM
 
     def _read_length(self) -> Event | object:
@@ -1027,10 +1025,7 @@ class H1Connection:
                         raise LocalProtocolError(f"invalid Content-Length {value!r}")
                     content_length = int(value)
                     line = name + b": " + value + _CRLF
-                    if type(pair) is tuple and type(value) is bytes and type(name) is bytes:
-                        if len(_LENGTH_LINES) >= _RESPONSE_LINES_MAX:
-                            _LENGTH_LINES.clear()
-                        _LENGTH_LINES[pair] = (line, content_length)
+                    _remember(_LENGTH_LINES, pair, line, (line, content_length))
                     out.append(line)
                     continue
                 if value.translate(None, FIELD_VALUE_BYTES):
@@ -1219,12 +1214,7 @@ class H1Connection:
                 f"response ended {self._out_left} bytes short of its Content-Length"
             )
         if self.keep_alive and self.their_state is DONE:
-            # _end_of_response and _start_next_cycle, inlined for keep-alive
-            self.their_state = self.our_state = IDLE
-            self.next_event = self._read_head
-            self._framing = _NO_BODY
-            self._body_left = 0
-            self.request = None
+            self._start_next_cycle()  # what _end_of_response would do, one call sooner
         else:
             self._end_of_response()
         return out
