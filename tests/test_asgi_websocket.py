@@ -118,6 +118,19 @@ def test_scope(server):
     run(main())
 
 
+def test_scope_paths_are_decoded_and_carry_root_path(tmp_path):
+    srv = Unicorn(tmp_path, "asgi_ws:app", "-k", "asgi", "--root-path", "/r")
+
+    async def main():
+        async with connect(url(srv, "/caf%C3%A9/paths")) as ws:
+            return await ws.recv()
+
+    try:
+        assert run(main()) == "/r /r/caf\u00e9/paths /r/caf%C3%A9/paths"
+    finally:
+        srv.stop()
+
+
 @pytest.mark.parametrize(
     ("path", "status", "body"),
     [("/deny", 403, b""), ("/unauthorized", 401, b"who are you?"), ("/crash", 500, b"")],

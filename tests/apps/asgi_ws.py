@@ -45,6 +45,9 @@ async def app(scope, receive, send):
     if path == "/close-4001":
         await send({"type": "websocket.close", "code": 4001, "reason": "go away"})
         return
+    if path.endswith("/paths"):  # under any root_path
+        paths = [scope["root_path"], scope["path"], scope["raw_path"].decode("latin-1")]
+        await send({"type": "websocket.send", "text": " ".join(paths)})
     if path == "/scope":
         await send(
             {

@@ -121,7 +121,19 @@ async def _raise(exc: BaseException) -> None:
     raise exc
 
 
+def scope_paths(config: ASGIConfig, raw_path: bytes) -> tuple[str, bytes]:
+    """A request target's path as the scope's ``path`` and ``raw_path``, with ``root_path``."""
+    text_path = _paths.get(raw_path)
+    if text_path is None:
+        text_path = _decode_path(raw_path)
+    root = config.root_path
+    if root:
+        return root + text_path, config.root_path_bytes + raw_path
+    return text_path, raw_path
+
+
 def _decode_path(raw_path: bytes) -> str:
+    """Percent-decoded UTF-8 (undecodable bytes kept as surrogates), remembered."""
     path = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
     try:
         text_path = path.decode()
@@ -670,12 +682,7 @@ class RequestCycle:
         elif data:
             proto.write(data)
         if not more and not self.trailers:
-            # _complete(), inline on this path taken by every response
-            self.complete = True
-            if self.waiter is not None:
-                self.wake()
-            if conn.our_state is MUST_CLOSE:
-                proto.close()
+            self._complete()
 
     def _trailers(self, message: dict) -> None:
         if not self.trailers or not self.started or self.complete:
@@ -1053,16 +1060,7 @@ class H1Protocol(asyncio.Protocol):
         """The scope keys a request line decides, kept for the next requests on the
         connection with the same method, path and version (clients polling an
         endpoint, health checks, proxies)."""
-        config = self.config
-        raw_path = req.path
-        try:
-            text_path = _paths[raw_path]
-        except KeyError:
-            text_path = _decode_path(raw_path)
-        root = config.root_path
-        if root:
-            text_path = root + text_path
-            raw_path = config.root_path_bytes + raw_path
+        text_path, raw_path = scope_paths(self.config, req.path)
         try:
             method = _METHODS[req.method]
         except KeyError:

@@ -31,8 +31,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
+from unicorn_asgi.http11 import scope_paths
 from unicorn_core.settings import Setting
 from unicorn_http import (
     NEED_DATA,
@@ -130,15 +130,7 @@ def upgrade_websocket(proto: Any, req: Request) -> bool:
         return True
     if not (req.content_length or req.chunked):
         proto.conn.next_event()  # the handshake's EndOfMessage
-    path = req.path
-    raw_path = path
-    if b"%" in path:
-        path = unquote_to_bytes(path)
-    text_path = path.decode("utf-8", "surrogateescape")
-    root = config.root_path
-    if root:
-        text_path = root + text_path
-        raw_path = config.root_path_bytes + raw_path
+    text_path, raw_path = scope_paths(config, req.path)
     scope = {
         "type": "websocket",
         "asgi": config.asgi,
@@ -146,7 +138,7 @@ def upgrade_websocket(proto: Any, req: Request) -> bool:
         "scheme": _WS_SCHEMES.get(proto.scheme, "ws"),
         "server": proto.server,
         "client": proto.client,
-        "root_path": root,
+        "root_path": config.root_path,
         "path": text_path,
         "raw_path": raw_path,
         "query_string": req.query,
