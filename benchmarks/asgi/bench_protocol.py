@@ -17,40 +17,14 @@ import asyncio
 import time
 from types import SimpleNamespace
 
+from apps import app  # bench_asgi's application: hello at /, the body back at /echo
+
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 BODY = b"x" * 4096
 POST = (
     b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Type: application/octet-stream\r\n"
     b"Content-Length: 4096\r\n\r\n" + BODY
 )
-
-
-async def hello(scope, receive, send):
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")],
-        }
-    )
-    await send({"type": "http.response.body", "body": b"Hello, world!"})
-
-
-async def echo(scope, receive, send):
-    body = b""
-    more = True
-    while more:
-        message = await receive()
-        body += message.get("body", b"")
-        more = message.get("more_body", False)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-length", b"%d" % len(body))],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class NullTransport(asyncio.Transport):
@@ -146,11 +120,11 @@ def main() -> None:
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     loads = (
-        ("hello", hello, REQUEST),
-        ("hello, new query", hello, new_queries(args.n + 1000)),
-        ("echo 4 KiB", echo, POST),
+        ("hello", REQUEST),
+        ("hello, new query", new_queries(args.n + 1000)),
+        ("echo 4 KiB", POST),
     )
-    for name, app, request in loads:
+    for name, request in loads:
         results = {}
         for server, make in (("unicorn", unicorn_proto), ("uvicorn", uvicorn_proto)):
             best = min(
