@@ -12,6 +12,7 @@ drives the same parser and every defence is written once::
 
 from __future__ import annotations
 
+from .connection import Origin, ProtocolFactory, ServerConnection
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
     NEED_DATA,
@@ -77,14 +78,17 @@ __all__ = [
     "Headers",
     "InformationalResponse",
     "LocalProtocolError",
+    "Origin",
     "PerMessageDeflate",
     "Ping",
     "Pong",
     "ProtocolError",
+    "ProtocolFactory",
     "ProxyInfo",
     "RemoteProtocolError",
     "Request",
     "Response",
+    "ServerConnection",
     "TextMessage",
     "WSConnection",
     "WebSocketHandshake",
