@@ -61,18 +61,21 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from unicorn_core.http_settings import AddressMatcher, parser_options
+from unicorn_core.http_settings import edge_options
 from unicorn_http import (
+    METHOD_NAMES,
     MUST_CLOSE,
     NEED_DATA,
     ConnectionClosed,
+    ConnectionEdge,
     Data,
+    EdgeRules,
     EndOfMessage,
-    H1Connection,
     LocalProtocolError,
     RemoteProtocolError,
     Request,
-    parse_proxy_header,
+    RequestInfo,
+    log_access,
 )
 
 __all__ = [
@@ -87,22 +90,7 @@ __all__ = [
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
 
-_METHODS = {
-    m.encode(): m
-    for m in (
-        "GET",
-        "HEAD",
-        "POST",
-        "PUT",
-        "DELETE",
-        "PATCH",
-        "OPTIONS",
-        "CONNECT",
-        "TRACE",
-    )
-}
-_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
-_PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2"}
 _500_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"connection", b"close"),
@@ -316,23 +304,11 @@ class ASGIConfig:
         self.state = state
         self.keepalive = float(get("keepalive", 2))
         self.worker_connections = max(1, int(get("worker_connections", 1000)))
-        self.h1_options = parser_options(cfg)
+        #: the protocol and the trust rules every connection shares (unicorn_http.edge)
+        self.edge = EdgeRules(**edge_options(cfg), log=log)
         root = str(get("root_path", "")).rstrip("/")
         self.root_path = root
         self.root_path_bytes = root.encode("utf-8")
-        self.trusted = AddressMatcher(get("forwarded_allow_ips", ["127.0.0.1", "::1"]))
-        #: peers whose connections start with a PROXY protocol header, or None
-        self.proxy_from = (
-            AddressMatcher(get("proxy_allow_ips", ["127.0.0.1", "::1"]))
-            if get("proxy_protocol", False)
-            else None
-        )
-        secure = dict(get("secure_scheme_headers", {}) or {})
-        #: lower-cased header name -> the value that means https
-        self.secure_headers = {
-            k.lower().encode("latin-1"): v.lower().encode("latin-1") for k, v in secure.items()
-        }
-        self.forward_names = frozenset(self.secure_headers) | {b"x-forwarded-for"}
         self.asgi = {"version": "3.0", "spec_version": "2.4"}
         self.extensions: dict[str, dict] = {
             "http.response.trailers": {},
@@ -760,6 +736,11 @@ class RequestCycle:
     def status_code(self) -> int:
         return self.status
 
+    def info(self) -> RequestInfo:
+        """The ``req`` of ``pre_request``/``post_request`` hooks."""
+        client = self.scope["client"]
+        return RequestInfo(self.req, client[0] if client else "unix", scope=self.scope)
+
     @property
     def headers(self) -> list:
         return [(bytes(n), bytes(v)) for n, v in self.resp_headers]
@@ -778,6 +759,7 @@ class H1Protocol(asyncio.Protocol):
         "conn",
         "cycle",
         "drain_waiter",
+        "edge",
         "extensions",
         "last_active",
         "line_method",
@@ -785,8 +767,6 @@ class H1Protocol(asyncio.Protocol):
         "line_scope",
         "line_version",
         "loop",
-        "peer_host",
-        "proxy_header",
         "read_paused",
         "scheme",
         "scope_base",
@@ -801,7 +781,9 @@ class H1Protocol(asyncio.Protocol):
     def __init__(self, config: ASGIConfig, is_ssl: bool = False) -> None:
         self.config = config
         self.loop = config.loop
-        self.conn = H1Connection(**config.h1_options)
+        self.edge: ConnectionEdge | None = None
+        #: the wire protocol's connection (a ``unicorn_http.ServerConnection``)
+        self.conn: Any = None
         self.transport: Any = None
         self.cycle: RequestCycle | None = None
         self.closed = False
@@ -812,9 +794,6 @@ class H1Protocol(asyncio.Protocol):
         self.scheme = "https" if is_ssl else "http"
         self.client: tuple | None = None
         self.server: tuple | None = None
-        self.peer_host: str | None = None
-        #: bytes of a PROXY protocol header still being received (None: none expected)
-        self.proxy_header: bytes | None = None
         self.trusted = False
         #: the scope's extensions: the worker's, plus ``tls`` on a TLS connection
         self.extensions = config.extensions
@@ -834,19 +813,20 @@ class H1Protocol(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         self.transport = transport
         config = self.config
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            self.client = (str(peer[0]), int(peer[1]))
-            self.peer_host = self.client[0]
         sock = transport.get_extra_info("sockname")
-        if isinstance(sock, tuple):
-            self.server = (str(sock[0]), int(sock[1]))
-        elif sock:
-            self.server = (os.fsdecode(sock), None)
-        self.trusted = bool(config.forward_names) and config.trusted(self.peer_host)
-        proxy_from = config.proxy_from
-        if proxy_from is not None and proxy_from(self.peer_host):
-            self.proxy_header = b""
+        if not isinstance(sock, tuple) and sock:
+            sock = os.fsdecode(sock)
+        edge = self.edge = ConnectionEdge(
+            config.edge, transport.get_extra_info("peername"), sock, self.scheme == "https"
+        )
+        self.conn = edge.conn
+        if not edge.admitted:
+            self.closed = True
+            transport.close()
+            return
+        self.client = edge.client
+        self.server = edge.server
+        self.trusted = edge.trusted
         ssl_object = transport.get_extra_info("ssl_object") if self.scheme == "https" else None
         if ssl_object is not None:
             try:
@@ -880,7 +860,7 @@ class H1Protocol(asyncio.Protocol):
             config.on_count(len(connections))
 
     def data_received(self, data: bytes) -> None:
-        if self.proxy_header is not None:
+        if self.edge.proxy_pending is not None:  # type: ignore[union-attr]
             data = self._take_proxy_header(data)
             if not data:
                 return
@@ -903,23 +883,16 @@ class H1Protocol(asyncio.Protocol):
     def _take_proxy_header(self, data: bytes) -> bytes:
         """Take the PROXY protocol header off the front of the stream: the client it
         names replaces the peer (the balancer) in the scope; the rest is HTTP."""
-        data = self.proxy_header + data  # type: ignore[operator]
+        edge = self.edge
         try:
-            found = parse_proxy_header(data)
+            rest = edge.take_proxy_header(data)  # type: ignore[union-attr]
         except RemoteProtocolError as exc:
-            self.proxy_header = None
             self._refuse(exc)
             return b""
-        if found is None:
-            self.proxy_header = data
-            return b""
-        info, used = found
-        self.proxy_header = None
-        if not info.local and info.src_addr is not None:
-            self.client = (info.src_addr, info.src_port or 0)
-            self.peer_host = info.src_addr
+        if edge.proxy_pending is None and edge.client != self.client:  # type: ignore[union-attr]
+            self.client = edge.client  # type: ignore[union-attr]
             self._scope_base()
-        return data[used:]
+        return rest
 
     def _scope_base(self) -> None:
         config = self.config
@@ -1008,16 +981,29 @@ class H1Protocol(asyncio.Protocol):
         state = config.state
         if state is not None:
             scope["state"] = state.copy()
+        origin = self.conn.origin
+        if origin is not None:
+            # The protocol names the client itself (uwsgi: nginx's variables).
+            if origin.client is not None:
+                scope["client"] = origin.client
+            if origin.server is not None:
+                scope["server"] = origin.server
+            if origin.scheme is not None:
+                scope["scheme"] = origin.scheme
         if self.trusted:
             headers = req.headers
             # Fields equal to ones already seen without a forwarded header need no
             # second look (a keep-alive client repeats its fields, and the parser
             # then hands out the same pairs, which compare by identity).
             if headers != self.unforwarded:
-                names = config.forward_names
+                names = config.edge.forward_names
                 for name, _ in headers:
                     if name in names:
-                        self._forwarded(scope, headers)
+                        try:
+                            self._forwarded(scope, headers)
+                        except RemoteProtocolError as exc:
+                            self._refuse(exc)
+                            return
                         break
                 else:
                     self.unforwarded = list(headers)  # a copy the application cannot change
@@ -1031,7 +1017,7 @@ class H1Protocol(asyncio.Protocol):
             cycle.started_at = time.monotonic()
         if config.pre_request is not None:
             try:
-                config.pre_request(config.worker, HookRequest(cycle))
+                config.pre_request(config.worker, cycle.info())
             except Exception:
                 config.log.exception("Exception in pre_request hook")
         try:
@@ -1062,7 +1048,7 @@ class H1Protocol(asyncio.Protocol):
         endpoint, health checks, proxies)."""
         text_path, raw_path = scope_paths(self.config, req.path)
         try:
-            method = _METHODS[req.method]
+            method = METHOD_NAMES[req.method]
         except KeyError:
             method = req.method.decode("ascii")
         scope = self.scope_base.copy()
@@ -1077,30 +1063,16 @@ class H1Protocol(asyncio.Protocol):
         return scope
 
     def _forwarded(self, scope: dict, headers: list) -> None:
-        """Scheme and client from a trusted front end's headers."""
-        config = self.config
-        names = config.forward_names
-        secure = config.secure_headers
-        scheme = None
-        forwarded_for = None
-        for name, value in headers:
-            if name in names:
-                if name == b"x-forwarded-for":
-                    forwarded_for = value if forwarded_for is None else forwarded_for + b"," + value
-                else:
-                    scheme = "https" if value.lower() == secure[name] else "http"
-        if scheme is not None:
-            scope["scheme"] = scheme
-        if forwarded_for is not None:
-            hops = [h.strip() for h in forwarded_for.decode("latin-1").split(",") if h.strip()]
-            if hops:
-                # The nearest address our trusted proxies did not vouch for is the client.
-                client = hops[0]
-                for hop in reversed(hops):
-                    if not config.trusted(hop):
-                        client = hop
-                        break
-                scope["client"] = (client, 0)
+        """Scheme, client and mount point from a trusted front end's headers (the
+        edge's one reading of them); raises ``RemoteProtocolError`` when they
+        contradict each other."""
+        found = self.config.edge.forwarded(headers)
+        if found.scheme is not None:
+            scope["scheme"] = found.scheme
+        if found.client is not None:
+            scope["client"] = (found.client, 0)
+        if found.script_name is not None:
+            scope["root_path"] = found.script_name
 
     def cycle_done(self, cycle: RequestCycle) -> None:
         """The application returned: log, count, and go on with the connection."""
@@ -1113,7 +1085,7 @@ class H1Protocol(asyncio.Protocol):
             self._log_access(cycle)
         if config.post_request is not None:
             try:
-                config.post_request(config.worker, HookRequest(cycle), cycle.scope, cycle)
+                config.post_request(config.worker, cycle.info(), cycle.scope, cycle)
             except Exception:
                 config.log.exception("Exception in post_request hook")
         worker = config.worker
@@ -1129,38 +1101,29 @@ class H1Protocol(asyncio.Protocol):
         # when stepping, _process is further up the stack and goes on by itself
 
     def _log_access(self, cycle: RequestCycle) -> None:
-        req = cycle.req
-        try:
-            self.config.access(  # type: ignore[misc]
-                self.peer_text(),
-                cycle.scope["method"],
-                req.target.decode("latin-1"),
-                _PROTOCOLS[req.http_version],
-                cycle.status or 500,
-                cycle.sent,
-                time.monotonic() - cycle.started_at,
-                req.headers,
-                cycle.resp_headers,
-                cycle.scope,
-            )
-        except Exception:
-            self.config.log.exception("Failed to write the access log")
+        scope = cycle.scope
+        client = scope["client"]
+        log_access(
+            self.config.access,  # type: ignore[arg-type]
+            self.config.log,
+            cycle.req,
+            client[0] if client else "unix",
+            scope["method"],
+            cycle.status or 500,
+            cycle.sent,
+            time.monotonic() - cycle.started_at,
+            cycle.resp_headers,
+            scope,
+        )
 
     def _refuse(self, exc: RemoteProtocolError) -> None:
-        self.config.log.info(
-            "Bad request from %s: %s (%d)", self.peer_text(), exc.reason, exc.status
-        )
-        try:
-            data = self.conn.send_error(exc)
-        except LocalProtocolError:
-            data = b""
-        self.write(data)
+        self.write(self.edge.refuse(exc))  # type: ignore[union-attr]
         self.close()
 
     # -- transport helpers ---------------------------------------------------------------
 
     def peer_text(self) -> str:
-        return self.peer_host or "unix"
+        return self.edge.peer_text  # type: ignore[union-attr]
 
     def write(self, data: bytes) -> None:
         if data and not self.closed:
@@ -1214,49 +1177,3 @@ class H1Protocol(asyncio.Protocol):
             if cycle.body_done:
                 cycle.wake()
             cycle.end_event_stream()
-
-
-class HookRequest:
-    """The ``req`` given to pre_request/post_request hooks (gunicorn's attribute names)."""
-
-    __slots__ = ("_cycle",)
-
-    def __init__(self, cycle: RequestCycle) -> None:
-        self._cycle = cycle
-
-    @property
-    def method(self) -> str:
-        return self._cycle.scope["method"]
-
-    @property
-    def uri(self) -> str:
-        return self._cycle.req.target.decode("latin-1")
-
-    @property
-    def path(self) -> str:
-        return self._cycle.scope["path"]
-
-    @property
-    def query(self) -> str:
-        return self._cycle.req.query.decode("latin-1")
-
-    @property
-    def version(self) -> tuple[int, int]:
-        return (1, 1) if self._cycle.req.http_version == b"1.1" else (1, 0)
-
-    @property
-    def headers(self) -> list[tuple[str, str]]:
-        return [
-            (n.decode("latin-1").upper(), v.decode("latin-1")) for n, v in self._cycle.req.headers
-        ]
-
-    @property
-    def scope(self) -> dict:
-        return self._cycle.scope
-
-    @property
-    def remote_addr(self) -> str:
-        return self._cycle.proto.peer_text()
-
-    def __repr__(self) -> str:
-        return f"<Request {self.method} {self.uri}>"
