@@ -53,14 +53,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import ssl
-import sys
 import time
 import types
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from unicorn_asgi.eager import current_tasks, start_eagerly
+from unicorn_asgi.errors import ClientDisconnected
+from unicorn_asgi.tls_scope import first_certificate, tls_extension
 from unicorn_core.http_settings import edge_options
 from unicorn_http import (
     METHOD_NAMES,
@@ -80,12 +81,9 @@ from unicorn_http import (
 
 __all__ = [
     "ASGIConfig",
-    "ClientDisconnected",
     "H1Protocol",
     "RequestCycle",
-    "distinguished_name",
-    "start_eagerly",
-    "tls_extension",
+    "scope_paths",
 ]
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
@@ -134,144 +132,6 @@ def _decode_path(raw_path: bytes) -> str:
     return text_path
 
 
-class ClientDisconnected(OSError):
-    """``send()`` on a connection the client has closed (ASGI spec 2.4)."""
-
-
-# --- the tls scope extension ------------------------------------------------------------
-
-_TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
-#: OpenSSL cipher name -> its 16-bit IANA number, learned from the contexts in use
-_cipher_ids: dict[str, int] = {}
-#: RFC 4514 section 3: the short names of attribute types a DN string uses
-_DN_NAMES = {
-    "commonName": "CN",
-    "localityName": "L",
-    "stateOrProvinceName": "ST",
-    "organizationName": "O",
-    "organizationalUnitName": "OU",
-    "countryName": "C",
-    "streetAddress": "STREET",
-    "domainComponent": "DC",
-    "userId": "UID",
-}
-
-
-def _dn_value(value: str) -> str:
-    """An attribute value escaped as RFC 4514 section 2.4 asks."""
-    out = value.replace("\\", "\\\\")
-    for special in ',+"<>;=':
-        out = out.replace(special, "\\" + special)
-    if out[:1] in ("#", " "):
-        out = "\\" + out
-    if out.endswith(" "):
-        out = out[:-1] + "\\ "
-    return out
-
-
-def distinguished_name(subject: Any) -> str:
-    """``ssl.getpeercert()['subject']`` as an RFC 4514 string (most specific RDN first)."""
-    return ",".join(
-        "+".join(f"{_DN_NAMES.get(kind, kind)}={_dn_value(value)}" for kind, value in rdn)
-        for rdn in reversed(subject)
-    )
-
-
-def tls_extension(ssl_object: Any, server_cert: str | None) -> dict:
-    """The ASGI ``tls`` scope extension for one TLS connection."""
-    chain: list[str] = []
-    name = None
-    verified = getattr(ssl_object, "get_verified_chain", None)  # Python 3.13+
-    der = ssl_object.getpeercert(binary_form=True)
-    if der:
-        if verified is not None:
-            # DER bytes on 3.13 (Certificate objects from the private API before it)
-            chain = [
-                ssl.DER_cert_to_PEM_cert(cert) if isinstance(cert, bytes) else cert.public_bytes()
-                for cert in verified()
-            ]
-        else:
-            chain = [ssl.DER_cert_to_PEM_cert(der)]
-        subject = (ssl_object.getpeercert() or {}).get("subject")
-        if subject:
-            name = distinguished_name(subject)
-    cipher = ssl_object.cipher()
-    suite = None
-    if cipher is not None:
-        suite = _cipher_ids.get(cipher[0])
-        if suite is None:
-            for known in ssl_object.context.get_ciphers():
-                _cipher_ids.setdefault(known["name"], known["id"] & 0xFFFF)
-            suite = _cipher_ids.get(cipher[0])
-    return {
-        "server_cert": server_cert,
-        "client_cert_chain": chain,
-        "client_cert_name": name,
-        # A certificate that fails verification fails the handshake itself.
-        "client_cert_error": None,
-        "tls_version": _TLS_VERSIONS.get(ssl_object.version()),
-        "cipher_suite": suite,
-    }
-
-
-def _first_certificate(path: str | None) -> str | None:
-    """The first PEM certificate in ``path`` (the server's own; a chain may follow)."""
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError):
-        return None
-    end_marker = "-----END CERTIFICATE-----"
-    start = text.find("-----BEGIN CERTIFICATE-----")
-    end = text.find(end_marker, start)
-    if start < 0 or end < 0:
-        return None
-    return text[start : end + len(end_marker)] + "\n"
-
-
-# --- eager start ----------------------------------------------------------------------
-
-_current_tasks: dict = asyncio.tasks._current_tasks
-_captured: list = [None, None]
-_Task = asyncio.Task
-
-
-def _keep_step(callback: Any, *args: Any, context: Any = None) -> None:
-    _captured[0] = callback
-    _captured[1] = context
-
-
-if sys.version_info >= (3, 12):
-
-    def start_eagerly(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task:
-        """A Task for ``coro`` whose first step has already run."""
-        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-
-else:
-
-    def start_eagerly(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task:
-        """A Task for ``coro`` whose first step has already run.
-
-        The Task's constructor schedules its first step with ``loop.call_soon``,
-        looked up on the loop object; an instance attribute shadowing it for the
-        length of the constructor receives the step and the Task's context, and
-        the step then runs here, in that context and as the loop's current task,
-        as it would from the ready queue. Must not be called from inside a
-        running task.
-        """
-        loop.call_soon = _keep_step  # type: ignore[method-assign]
-        try:
-            task = _Task(coro, loop=loop)
-        finally:
-            del loop.call_soon
-        step, ctx = _captured
-        _captured[0] = _captured[1] = None
-        ctx.run(step)
-        return task
-
-
 # --- per-worker configuration -----------------------------------------------------------
 
 
@@ -317,7 +177,7 @@ class ASGIConfig:
             "http.response.pathsend": {},
         }
         #: the ``tls`` extension's server_cert: the first certificate of ``certfile``
-        self.server_cert = _first_certificate(get("certfile", None))
+        self.server_cert = first_certificate(get("certfile", None))
         self.access = None
         if getattr(log, "access_enabled", False) or getattr(log, "statsd", None) is not None:
             self.access = getattr(log, "access", None)
@@ -1027,7 +887,7 @@ class H1Protocol(asyncio.Protocol):
         if type(coro) is not _Coroutine:
             coro = cycle.run()
         loop = self.loop
-        if loop not in _current_tasks:
+        if loop not in current_tasks:
             self.stepping = True
             task = start_eagerly(loop, coro)
             if task.done():

@@ -32,6 +32,7 @@ import asyncio
 from collections import deque
 from typing import Any
 
+from unicorn_asgi.errors import ClientDisconnected
 from unicorn_asgi.http11 import scope_paths
 from unicorn_core.settings import Setting
 from unicorn_http import (
@@ -115,10 +116,6 @@ def _ws_extensions(proto: Any) -> dict:
     if tls is not None:
         extensions["tls"] = tls
     return extensions
-
-
-class ClientDisconnected(OSError):
-    """``send()`` after the WebSocket closed (the ASGI spec asks for an OSError)."""
 
 
 def upgrade_websocket(proto: Any, req: Request) -> bool:
