@@ -119,15 +119,9 @@ class ClientConnection:
                     events.append(End(rid))
                 elif kind == P.ERROR:
                     self._unacked.pop(rid, None)
-                    events.append(Failure(rid, _error(P.decode(payload))))
+                    events.append(Failure(rid, error_from_wire(P.decode(payload))))
                 else:
                     raise DirtyProtocolError(f"unexpected frame kind {kind} from the dirty arbiter")
             except CodecError as exc:
                 raise DirtyProtocolError(f"bad payload from the dirty arbiter: {exc}") from None
         return events
-
-
-def _error(info: object) -> DirtyError:
-    if type(info) is tuple and len(info) == 4 and all(type(x) is str for x in info):
-        return error_from_wire(*info)
-    return DirtyError(f"malformed error from the dirty arbiter: {info!r}")
