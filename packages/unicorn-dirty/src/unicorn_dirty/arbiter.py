@@ -1141,7 +1141,10 @@ class DirtyArbiter:
     def _stop_step(self, now: float) -> bool:
         """One step of shutdown; True when the arbiter may exit."""
         self._reap()
-        busy = any(w.inflight for w in self.workers if not w.dead) or any(self.depth.values())
+        # calls parked for a client that does not read its replies do not hold shutdown up
+        busy = any(w.inflight for w in self.workers if not w.dead) or any(
+            c.state == QUEUED and not c.client.paused for q in self.queues.values() for c in q
+        )
         if self.stopping == "graceful" and not busy:
             for w in self.workers:
                 if not w.term_sent:
@@ -1249,6 +1252,8 @@ class DirtyArbiter:
                 }
                 for name, spec in self.specs.items()
             },
+            "clients": len(self.clients),
+            "paused_clients": sum(1 for c in self.clients if c.paused),
             "stats": dict(self.stats),
             "stopping": self.stopping,
         }
