@@ -886,11 +886,28 @@ class DirtyArbiter:
             self._boot_failures += 1
             delay = min(0.1 * 2 ** min(self._boot_failures, 6), 5.0)
             self._next_spawn = time.monotonic() + delay
+            for app in w.apps:  # nothing can serve what waits for it: say so now
+                if not self.holders[app]:
+                    self._fail_queued(
+                        app,
+                        f"no dirty worker holds {app}: workers fail to boot "
+                        f"({self._boot_failures} in a row, see the arbiter's log)",
+                    )
         if self._replacing and self._replacing[1] is w:
             self.log.error("dirty worker %s died before it was ready; reload stopped", w.pid)
             self._replacing = None
             self._reload.clear()
         self._maintain()
+
+    def _fail_queued(self, app: str, why: str) -> None:
+        q = self.queues[app]
+        while q:
+            call = q.popleft()
+            if call.state == QUEUED:
+                call.state = DONE
+                self.depth[app] -= 1
+                call.client.calls.pop(call.rid, None)
+                self._reply_error(call.client, call.rid, DirtyNoWorkersAvailableError(app, why))
 
     def _reap(self) -> None:
         while True:
