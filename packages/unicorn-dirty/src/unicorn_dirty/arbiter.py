@@ -11,12 +11,24 @@ header for the client's id and passes the payload through. A worker has
 `dirty_threads` slots; when one frees, the oldest queued call among the
 worker's apps takes it.
 
-Every call has a deadline (its own timeout, else `dirty_timeout`; for streams
-it moves forward with each chunk). A queued call past it is answered with
-DirtyTimeoutError; a running one too, and its worker is killed (SIGKILL) and
-replaced. A worker that sends nothing, not even a heartbeat, for
-`dirty_timeout` is killed the same way. Calls running on a worker that dies
-get DirtyWorkerError; queued calls are untouched and go to the next worker.
+Every call has a deadline (its own timeout, at least MIN_TIMEOUT, else
+`dirty_timeout`; for streams it moves forward with each chunk). A queued call
+past it is answered with DirtyTimeoutError. A running one too, and it is
+cancelled in its worker (ABANDONED); if it is still running
+`dirty_cancel_timeout` later, the worker is retired: it takes no new calls, a
+replacement starts, and once only such stuck calls are left on it, it is
+killed (SIGKILL); its calls not yet started go back to the queue. A worker
+that sends nothing, not even a heartbeat, for `dirty_timeout` is killed at
+once. Calls running on a worker that dies get DirtyWorkerError; queued calls
+are untouched and go to the next worker.
+
+Clients are bounded (the DESIGN rule "every buffer has a bound"): client
+frames are taken one at a time, and while a client's unread replies exceed
+`dirty_max_client_buffer` it is *paused* -- not read, and its queued calls
+are parked instead of started -- until it has read half; paused, or with a
+frame begun, for longer than `dirty_client_timeout`, it is dropped. A
+request over `dirty_max_payload` is answered from its header and its bytes
+skipped. At most `dirty_max_clients` connections are kept.
 
 Allocation: a new worker loads every unlimited app plus each limited app
 whose holders are fewer than its limit, so a replacement for a dead worker
