@@ -72,6 +72,11 @@ def test_payload_over_the_limit_is_refused(make_pool, monkeypatch):
     with pytest.raises(DirtyPayloadTooLargeError, match=r"request of \d+ bytes exceeds"):
         pool.client.execute(ECHO, "echo", b"x" * 2000)
     assert pool.client.execute(ECHO, "echo", "same connection") == [["same connection"], {}]
+    # ... and learns the limit from it: the next one is refused without being sent
+    with pytest.raises(DirtyPayloadTooLargeError) as info:
+        pool.client.execute(ECHO, "echo", b"x" * 2000)
+    assert info.value.max_payload == 1000 and info.value.size > 2000
+    assert pool.status()["stats"]["oversized_requests"] == 1
     wait_for(lambda: "over dirty_max_payload (1000)" in pool.log(), what="logged reason")
     # one that does (HTTP workers get it from the sidecar's environment) refuses to send
     monkeypatch.setenv("UNICORN_DIRTY_MAX_PAYLOAD", "1000")

@@ -620,7 +620,9 @@ class DirtyArbiter:
             client,
             rid,
             DirtyPayloadTooLargeError(
-                f"request of {size} bytes exceeds dirty_max_payload ({self.max_payload})"
+                f"request of {size} bytes exceeds dirty_max_payload ({self.max_payload})",
+                size,
+                self.max_payload,
             ),
         )
 

@@ -80,7 +80,18 @@ class CodecError(DirtyProtocolError):
 
 
 class DirtyPayloadTooLargeError(DirtyProtocolError):
-    """A request or result is larger than `dirty_max_payload`."""
+    """A request or result is larger than `dirty_max_payload`; `size` and
+    `max_payload` say by how much (a client learns the pool's limit from it)."""
+
+    fields = ("size", "max_payload")
+
+    def __init__(
+        self,
+        message: str = "payload too large",
+        size: int | None = None,
+        max_payload: int | None = None,
+    ) -> None:
+        DirtyError.__init__(self, message, size=size, max_payload=max_payload)
 
 
 class DirtyConnectionError(DirtyError):

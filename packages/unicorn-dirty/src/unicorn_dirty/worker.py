@@ -276,7 +276,9 @@ class DirtyWorker:
             self._send_error(
                 ident,
                 P.DirtyPayloadTooLargeError(
-                    f"result of {len(payload)} bytes exceeds dirty_max_payload ({self._max_payload})"
+                    f"result of {len(payload)} bytes exceeds dirty_max_payload ({self._max_payload})",
+                    len(payload),
+                    self._max_payload,
                 ),
             )
             return False
