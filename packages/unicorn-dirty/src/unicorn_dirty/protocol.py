@@ -100,12 +100,38 @@ class FrameReader:
         self.skipped = 0
 
     def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
-        self.push(data)
-        out = []
-        frame = self.next_frame()
-        while frame is not None:
-            out.append(frame)
+        if self.skip_oversized or self._pos:
+            self.push(data)
+            out = []
             frame = self.next_frame()
+            while frame is not None:
+                out.append(frame)
+                frame = self.next_frame()
+            return out
+        # the hot path of strict readers (clients, workers): one loop, one compaction
+        buf = self._buf
+        buf += data
+        out = []
+        pos = 0
+        end = len(buf)
+        while end - pos >= HEADER_SIZE:
+            length, kind, ident = HEADER.unpack_from(buf, pos)
+            size = length - (HEADER_SIZE - 4)
+            if size < 0:
+                raise DirtyProtocolError(f"frame length {length} is shorter than its header")
+            if kind not in KINDS:
+                raise DirtyProtocolError(f"unknown frame kind {kind}")
+            if size > self.max_payload:
+                raise DirtyPayloadTooLargeError(
+                    f"frame of {size} bytes exceeds dirty_max_payload ({self.max_payload})"
+                )
+            stop = pos + HEADER_SIZE + size
+            if stop > end:
+                break
+            out.append((kind, ident, bytes(buf[pos + HEADER_SIZE : stop])))
+            pos = stop
+        if pos:
+            del buf[:pos]
         return out
 
     def push(self, data: bytes) -> None:
