@@ -13,7 +13,12 @@ import time
 import pytest
 from running_pool import ECHO, wait_for
 
-from unicorn_dirty import AsyncDirtyClient, DirtyClient, DirtyPayloadTooLargeError
+from unicorn_dirty import (
+    AsyncDirtyClient,
+    DirtyClient,
+    DirtyConnectionError,
+    DirtyPayloadTooLargeError,
+)
 from unicorn_dirty import protocol as P
 
 pytestmark = pytest.mark.timeout(40)
@@ -163,3 +168,27 @@ def test_a_frame_that_trickles_in_is_dropped_at_the_deadline(make_pool):
     wait_for(lambda: "a frame stayed incomplete for 0.5s" in pool.log(), what="logged cause")
     slow.close()
     assert pool.client.execute(ECHO, "noop") is None
+
+
+def test_at_the_limit_a_connection_that_never_sent_anything_makes_room(make_pool):
+    pool = make_pool(workers=1, args=["--max-clients", "4", "--client-timeout", "0.5"])
+    pool.client.close()
+    squatters = [raw(pool) for _ in range(4)]
+    start = time.monotonic()
+    refused_young = None
+
+    def served():
+        nonlocal refused_young
+        try:
+            return DirtyClient(pool.path).execute(ECHO, "echo", "in") == [["in"], {}]
+        except DirtyConnectionError:
+            if refused_young is None:
+                refused_young = time.monotonic() - start
+            return False
+
+    wait_for(served, timeout=10, what="a real client served once a squatter can be evicted")
+    assert refused_young is not None and refused_young < 0.5  # young squatters are kept
+    assert "it sent nothing in" in pool.log()
+    assert sum(closed_by_peer(s, 0.2) for s in squatters) >= 1
+    for s in squatters:
+        s.close()

@@ -122,10 +122,12 @@ class _Client(_Endpoint):
     over `dirty_max_client_buffer`) its frames are not read and its queued
     calls wait in `parked` instead of starting."""
 
-    __slots__ = ("calls", "parked", "partial_since", "paused", "paused_since")
+    __slots__ = ("calls", "opened", "parked", "partial_since", "paused", "paused_since", "used")
 
     def __init__(self, sock: socket.socket, max_payload: int) -> None:
         super().__init__(sock, max_payload, skip_oversized=True)
+        self.opened = time.monotonic()
+        self.used = False  # has sent at least one byte
         self.calls: dict[int, _Call] = {}
         self.parked: list[_Call] = []
         self.paused = False
@@ -239,6 +241,7 @@ class DirtyArbiter:
         self.client_timeout = max(0.01, float(self.cfg.dirty_client_timeout))
         self.cancel_timeout = max(0.0, float(self.cfg.dirty_cancel_timeout))
         self.clients: set[_Client] = set()
+        self._unused: deque[_Client] = deque()  # clients that sent nothing yet, oldest first
         self._refused = 0
         self._refused_logged = 0.0
         self.specs: dict[str, AppSpec] = {}
@@ -417,7 +420,7 @@ class DirtyArbiter:
             except OSError as exc:
                 self.log.warning("dirty arbiter accept failed: %s", exc)
                 return
-            if len(self.clients) >= self.max_clients:
+            if len(self.clients) >= self.max_clients and not self._evict_idle():
                 sock.close()
                 self._refused += 1
                 self.stats["clients_refused"] += 1
@@ -435,7 +438,24 @@ class DirtyArbiter:
             sock.setblocking(False)
             client = _Client(sock, self.max_payload)
             self.clients.add(client)
+            self._unused.append(client)
             self.sel.register(sock, selectors.EVENT_READ, client)
+
+    def _evict_idle(self) -> bool:
+        """At dirty_max_clients: close the oldest connection that has sent nothing for
+        dirty_client_timeout (a client in use always has), to make room for a new one."""
+        unused = self._unused
+        while unused and (unused[0].used or unused[0].closed):
+            unused.popleft()
+        if not unused or time.monotonic() - unused[0].opened < self.client_timeout:
+            return False
+        victim = unused.popleft()
+        self._drop(
+            victim,
+            f"it sent nothing in {time.monotonic() - victim.opened:.0f}s and "
+            f"dirty_max_clients ({self.max_clients}) are open",
+        )
+        return True
 
     def _read(self, ep: _Endpoint) -> None:
         try:
@@ -448,6 +468,7 @@ class DirtyArbiter:
             self._close(ep, "")
             return
         if isinstance(ep, _Client):
+            ep.used = True
             ep.reader.push(data)
             self._drain(ep)
             return

@@ -119,9 +119,11 @@ SETTINGS: list[dict] = [
         "dirty_max_clients",
         "positive_int",
         1024,
-        "Client connections the dirty arbiter keeps open at once. A connection "
-        "past it is closed as soon as it is accepted, with a log line; its "
-        "client gets `DirtyConnectionError`.",
+        "Client connections the dirty arbiter keeps open at once. Past it the "
+        "oldest connection that has sent nothing for `dirty_client_timeout` is "
+        "closed to make room; if there is none, the new connection is closed as "
+        "soon as it is accepted (its client gets `DirtyConnectionError`). Both "
+        "are logged.",
         ["--dirty-max-clients"],
         meta="INT",
     ),
@@ -162,8 +164,9 @@ SETTINGS: list[dict] = [
         "string",
         None,
         "Path of the dirty arbiter's Unix socket. Default: a fresh private "
-        "directory (mode 0700) under the temporary directory. HTTP workers find "
-        f"it in the `{SOCKET_ENV}` environment variable.",
+        "directory (mode 0700) under the temporary directory (the standalone "
+        "command first tries `$XDG_RUNTIME_DIR` when it is private to the user). "
+        f"HTTP workers find it in the `{SOCKET_ENV}` environment variable.",
         ["--dirty-socket"],
         meta="PATH",
     ),
