@@ -241,7 +241,7 @@ class DirtyArbiter:
         self.client_timeout = max(0.01, float(self.cfg.dirty_client_timeout))
         self.cancel_timeout = max(0.0, float(self.cfg.dirty_cancel_timeout))
         self.clients: set[_Client] = set()
-        self._unused: deque[_Client] = deque()  # clients that sent nothing yet, oldest first
+        self._unused: dict[_Client, None] = {}  # clients that sent nothing yet, oldest first
         self._refused = 0
         self._refused_logged = 0.0
         self.specs: dict[str, AppSpec] = {}
@@ -438,18 +438,15 @@ class DirtyArbiter:
             sock.setblocking(False)
             client = _Client(sock, self.max_payload)
             self.clients.add(client)
-            self._unused.append(client)
+            self._unused[client] = None
             self.sel.register(sock, selectors.EVENT_READ, client)
 
     def _evict_idle(self) -> bool:
         """At dirty_max_clients: close the oldest connection that has sent nothing for
         dirty_client_timeout (a client in use always has), to make room for a new one."""
-        unused = self._unused
-        while unused and (unused[0].used or unused[0].closed):
-            unused.popleft()
-        if not unused or time.monotonic() - unused[0].opened < self.client_timeout:
+        victim = next(iter(self._unused), None)
+        if victim is None or time.monotonic() - victim.opened < self.client_timeout:
             return False
-        victim = unused.popleft()
         self._drop(
             victim,
             f"it sent nothing in {time.monotonic() - victim.opened:.0f}s and "
@@ -468,7 +465,9 @@ class DirtyArbiter:
             self._close(ep, "")
             return
         if isinstance(ep, _Client):
-            ep.used = True
+            if not ep.used:
+                ep.used = True
+                del self._unused[ep]
             ep.reader.push(data)
             self._drain(ep)
             return
@@ -582,6 +581,7 @@ class DirtyArbiter:
         ep.sock.close()
         if isinstance(ep, _Client):
             self.clients.discard(ep)
+            self._unused.pop(ep, None)
             for call in list(ep.calls.values()):
                 self._cancel(call)
             ep.calls.clear()
