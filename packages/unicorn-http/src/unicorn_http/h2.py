@@ -78,16 +78,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.frame_buffer
-import h2.settings
-import h2.stream
-from hpack.exceptions import HPACKError, OversizedHeaderListError
-from hyperframe.frame import ContinuationFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
+try:
+    import h2.config
+    import h2.connection
+    import h2.errors
+    import h2.events
+    import h2.exceptions
+    import h2.frame_buffer
+    import h2.settings
+    import h2.stream
+    from hpack.exceptions import HPACKError, OversizedHeaderListError
+    from hyperframe.frame import ContinuationFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess
+    raise ImportError(
+        "unicorn_http.h2 needs the h2 library: install unicorn-http[http2] (or unicorn[http2])"
+    ) from exc
 
 from .errors import H2ProtocolError, LocalProtocolError
 from .events import ConnectionClosed, Data, EndOfMessage, Headers, Request
@@ -189,6 +194,16 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
                     f"frame of {length} bytes over SETTINGS_MAX_FRAME_SIZE "
                     f"({self.max_frame_size}) (RFC 9113 section 4.2)"
                 )
+
+    def __next__(self):  # type: ignore[no-untyped-def]
+        buf = self._data
+        if len(buf) >= 9 and buf[3] == 0x4 and buf[4] & 0x1 and (buf[0] or buf[1] or buf[2]):
+            # RFC 9113 section 6.5: a SETTINGS ACK with a payload is a
+            # FRAME_SIZE_ERROR (hyperframe's refusal would make it PROTOCOL_ERROR).
+            raise h2.exceptions.FrameDataMissingError(
+                "SETTINGS frame with ACK and a payload (RFC 9113 section 6.5)"
+            )
+        return super().__next__()
 
     def _update_header_buffer(self, f):  # type: ignore[no-untyped-def]
         in_block = self._headers_buffer or (
@@ -353,7 +368,17 @@ def _map_error(exc: h2.exceptions.ProtocolError) -> H2ProtocolError:
         )
     if isinstance(exc, _CompressionError):
         return H2ProtocolError(f"{exc} (RFC 9113 section 4.3)", code)
-    return H2ProtocolError(str(exc) or type(exc).__name__, code)
+    if isinstance(exc, h2.exceptions.StreamClosedError):
+        reason = f"frame on closed stream {exc.stream_id} (RFC 9113 section 5.1)"
+    elif isinstance(exc, h2.exceptions.StreamIDTooLowError):
+        reason = (
+            f"stream id {exc.stream_id} not above {exc.max_stream_id} (RFC 9113 section 5.1.1)"
+        )
+    elif isinstance(exc, h2.exceptions.NoSuchStreamError):
+        reason = f"frame on idle stream {exc.stream_id} (RFC 9113 section 5.1)"
+    else:
+        reason = str(exc) or type(exc).__name__
+    return H2ProtocolError(reason, code)
 
 
 class H2Connection:
