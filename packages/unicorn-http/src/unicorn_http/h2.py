@@ -451,6 +451,7 @@ class H2Connection:
         self.http2_max_header_list_size = http2_max_header_list_size
         self.header_block_limit = header_block_limit
         self.stream_buffer_size = stream_buffer_size
+        self.enable_connect_protocol = enable_connect_protocol
         if max_resets is None:
             max_resets = max(100, 2 * http2_max_concurrent_streams)
         self._limits = [
@@ -728,6 +729,8 @@ class H2Connection:
             elif name == b"expect":
                 expect = value.lower() == b"100-continue"
         reason = self._check_request(method, target, scheme, authority or host, fields)
+        if protocol is not None and not self.enable_connect_protocol:
+            reason = ":protocol without SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 section 3)"
         if reason:
             self._refuse_stream(sid, reason, out)
             return
@@ -959,7 +962,7 @@ class H2Connection:
                 )
             stream.body_left = left
         if end_stream:
-            if stream.body_left:
+            if stream.body_left and not stream.no_body:
                 raise LocalProtocolError(
                     f"response ended {stream.body_left} bytes short of its Content-Length"
                 )
@@ -991,7 +994,7 @@ class H2Connection:
             return
         if not stream.responded or stream.end is not None or stream.ours_done:
             raise LocalProtocolError(f"cannot end the response on stream {stream_id} now")
-        if stream.body_left:
+        if stream.body_left and not stream.no_body:
             raise LocalProtocolError(
                 f"response ended {stream.body_left} bytes short of its Content-Length"
             )
