@@ -174,8 +174,9 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
     """h2's frame buffer, refusing an oversized frame from its header and bounding
     the bytes of one header block across CONTINUATION frames."""
 
-    def __init__(self, max_frame_size: int, block_limit: int) -> None:
+    def __init__(self, max_frame_size: int, block_limit: int, spend: Callable[[int], None]) -> None:
         super().__init__(server=True)
+        self.spend = spend
         self.max_frame_size = max_frame_size
         self.block_limit = block_limit
         self._block_size = 0
@@ -197,12 +198,19 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
 
     def __next__(self):  # type: ignore[no-untyped-def]
         buf = self._data
-        if len(buf) >= 9 and buf[3] == 0x4 and buf[4] & 0x1 and (buf[0] or buf[1] or buf[2]):
-            # RFC 9113 section 6.5: a SETTINGS ACK with a payload is a
-            # FRAME_SIZE_ERROR (hyperframe's refusal would make it PROTOCOL_ERROR).
-            raise h2.exceptions.FrameDataMissingError(
-                "SETTINGS frame with ACK and a payload (RFC 9113 section 6.5)"
-            )
+        if len(buf) >= 9:
+            kind = buf[3]
+            if (kind == 0x6 or kind == 0x4) and not buf[4] & 0x1:
+                # PING and SETTINGS are counted before h2 answers them, so a
+                # flood gets no more answers than the budget (RFC 9113 section 10.5).
+                if len(buf) >= 9 + ((buf[0] << 16) | (buf[1] << 8) | buf[2]):
+                    self.spend(_PINGS if kind == 0x6 else _SETTINGS)
+            elif kind == 0x4 and (buf[0] or buf[1] or buf[2]):
+                # RFC 9113 section 6.5: a SETTINGS ACK with a payload is a
+                # FRAME_SIZE_ERROR (hyperframe's refusal would make it PROTOCOL_ERROR).
+                raise h2.exceptions.FrameDataMissingError(
+                    "SETTINGS frame with ACK and a payload (RFC 9113 section 6.5)"
+                )
         return super().__next__()
 
     def _update_header_buffer(self, f):  # type: ignore[no-untyped-def]
@@ -443,7 +451,7 @@ class H2Connection:
         conn.decoder.max_header_list_size = http2_max_header_list_size
         if header_block_limit is None:
             header_block_limit = 2 * http2_max_header_list_size
-        conn.incoming_buffer = _FrameBuffer(http2_max_frame_size, header_block_limit)
+        conn.incoming_buffer = _FrameBuffer(http2_max_frame_size, header_block_limit, self._spend)
         self._h2 = conn
         self.http2_max_concurrent_streams = http2_max_concurrent_streams
         self.http2_initial_window_size = http2_initial_window_size
@@ -598,6 +606,7 @@ class H2Connection:
 
     def _fail(self, exc: h2.exceptions.ProtocolError) -> H2ProtocolError:
         error = _map_error(exc)
+        self._streams.clear()
         h2conn = self._h2
         if h2conn.state_machine.state is not h2.connection.ConnectionState.CLOSED:
             h2conn._terminate_connection(error.error_code)
@@ -660,11 +669,8 @@ class H2Connection:
             self._gone_add(sid)
             out.append((sid, StreamReset(int(ev.error_code), False, ev.reason)))  # type: ignore[attr-defined]
         elif kind is h2.events.RemoteSettingsChanged:
-            self._spend(_SETTINGS)
             if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:  # type: ignore[attr-defined]
                 self._flush_all(out)
-        elif kind is h2.events.PingReceived:
-            self._spend(_PINGS)
         elif kind is h2.events.PriorityUpdated:
             # PRIORITY is accepted and ignored (RFC 9113 section 5.3.2); only the
             # frames on their own are counted, not the flag on a request's HEADERS.
@@ -1085,8 +1091,8 @@ class H2Connection:
             window -= n
             frames += 1
             h2conn.send_data(sid, piece, end_stream=end and pos == total)
-        # Each DATA frame we send earns the client one WINDOW_UPDATE.
-        self._counts[_WINDOW_UPDATES] -= frames
+        # Each DATA frame we send earns the client two WINDOW_UPDATEs (stream and connection).
+        self._counts[_WINDOW_UPDATES] -= 2 * frames
         if pos < total:
             rest = data[pos:] if pos else data
             stream.out.append(rest)
