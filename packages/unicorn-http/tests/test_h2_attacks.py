@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from h2_harness import Peer, kinds, of, raw_frame
 from hyperframe.frame import SettingsFrame
+
 from unicorn_http.errors import LocalProtocolError
 from unicorn_http.h2 import StreamReset, Writable
 

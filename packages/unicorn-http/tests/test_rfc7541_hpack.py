@@ -25,7 +25,10 @@ def _size_update(size: int) -> bytes:
 BAD_BLOCKS = [
     ("rfc7541-2.3.3-1-index-past-both-tables", lambda p: b"\xbe"),
     ("rfc7541-6.1-1-index-zero", lambda p: b"\x80"),
-    ("rfc7541-4.2-1-table-size-update-over-the-setting", lambda p: _size_update(5000) + p.block(GET)),
+    (
+        "rfc7541-4.2-1-table-size-update-over-the-setting",
+        lambda p: _size_update(5000) + p.block(GET),
+    ),
     ("rfc7541-4.2-2-table-size-update-after-a-field", lambda p: p.block(GET) + _size_update(100)),
     ("rfc7541-5.2-1-huffman-eos", lambda p: b"\x82\x86\x84\x41\x84\xff\xff\xff\xff"),
     ("rfc7541-5.1-1-integer-too-long", lambda p: b"\xff" + b"\xff" * 12 + b"\x01"),
@@ -56,7 +59,9 @@ def test_rfc7541_2_3_2_dynamic_table_persists_across_requests():
 
 def test_rfc7541_4_2_table_size_update_within_the_setting_accepted():
     peer = Peer()
-    events = peer.send(raw_frame(HEADERS, 0x5, 1, _size_update(0) + Peer(handshake=False).block(GET)))
+    events = peer.send(
+        raw_frame(HEADERS, 0x5, 1, _size_update(0) + Peer(handshake=False).block(GET))
+    )
     assert of(events, 1)[0].method == b"GET"
 
 

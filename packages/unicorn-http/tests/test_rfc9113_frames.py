@@ -22,6 +22,7 @@ from hyperframe.frame import (
     RstStreamFrame,
     SettingsFrame,
 )
+
 from unicorn_http.events import Data, EndOfMessage, Request
 from unicorn_http.h2 import CONNECTION_PREFACE, GoAwayReceived, H2Connection, StreamReset
 
@@ -33,7 +34,15 @@ REFUSED_STREAM = 7
 COMPRESSION_ERROR = 9
 
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE = (
-    0, 1, 2, 3, 4, 5, 6, 7, 8
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
 )
 CONTINUATION = 9
 
@@ -166,7 +175,11 @@ FRAME_VECTORS = [
     (
         "rfc9113-5.5-1-unknown-extension-frame-in-stream",
         ("ok",),
-        lambda p: [p.request(1, end_stream=False), raw_frame(0x99, 0xFF, 1, b"ext"), p.data(1, b"", True)],
+        lambda p: [
+            p.request(1, end_stream=False),
+            raw_frame(0x99, 0xFF, 1, b"ext"),
+            p.data(1, b"", True),
+        ],
     ),
     # 6.1 DATA
     (
@@ -274,7 +287,10 @@ FRAME_VECTORS = [
     (
         "rfc9113-6.9-2-zero-increment-on-stream",
         ("either", 1, PROTOCOL_ERROR),
-        lambda p: [p.request(1, end_stream=False), raw_frame(WINDOW_UPDATE, 0, 1, b"\x00\x00\x00\x00")],
+        lambda p: [
+            p.request(1, end_stream=False),
+            raw_frame(WINDOW_UPDATE, 0, 1, b"\x00\x00\x00\x00"),
+        ],
     ),
     (
         "rfc9113-6.9-3-window-update-wrong-length",
@@ -294,20 +310,29 @@ FRAME_VECTORS = [
     (
         "rfc9113-6.9.1-3-client-sends-over-our-window",
         ("conn", FLOW_CONTROL_ERROR),
-        lambda p: [p.request(1, end_stream=False)]
-        + [p.data(1, b"x" * 16384) for _ in range(4)]
-        + [p.data(1, b"x" * 16384)],
+        lambda p: (
+            [p.request(1, end_stream=False)]
+            + [p.data(1, b"x" * 16384) for _ in range(4)]
+            + [p.data(1, b"x" * 16384)]
+        ),
     ),
     (
         "rfc9113-6.9.2-1-settings-window-over-max-with-open-stream",
         ("conn", FLOW_CONTROL_ERROR),
-        lambda p: [p.request(1, end_stream=False), p.window_update(1, (1 << 31) - 65536), SettingsFrame(0, settings={4: 65537})],
+        lambda p: [
+            p.request(1, end_stream=False),
+            p.window_update(1, (1 << 31) - 65536),
+            SettingsFrame(0, settings={4: 65537}),
+        ],
     ),
     # 6.10 CONTINUATION
     (
         "rfc9113-6.10-1-continuation-on-another-stream",
         ("conn", PROTOCOL_ERROR),
-        lambda p: [raw_frame(HEADERS, 0x1, 1, p.block([(b":method", b"GET")])), p.continuation(3, b"", True)],
+        lambda p: [
+            raw_frame(HEADERS, 0x1, 1, p.block([(b":method", b"GET")])),
+            p.continuation(3, b"", True),
+        ],
     ),
     (
         "rfc9113-6.10-2-continuation-after-end-headers",
@@ -496,8 +521,13 @@ def test_rfc9113_6_9_2_initial_window_change_applies_to_open_streams():
 
 def test_rfc9113_6_10_header_block_across_continuation_frames():
     peer = Peer()
-    block = peer.block([*[(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/c")],
-                        (b":authority", b"example.com"), (b"x-long", b"v" * 3000)])
+    block = peer.block(
+        [
+            *[(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/c")],
+            (b":authority", b"example.com"),
+            (b"x-long", b"v" * 3000),
+        ]
+    )
     parts = [block[:10], block[10:20], block[20:]]
     events = peer.send(
         raw_frame(HEADERS, 0x1, 1, parts[0]),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 from h2_harness import Peer, kinds, of
 from hyperframe.frame import DataFrame, HeadersFrame
+
 from unicorn_http.errors import LocalProtocolError
 from unicorn_http.events import Data, EndOfMessage, Request
 from unicorn_http.h2 import StreamReset
@@ -61,7 +62,10 @@ MALFORMED = [
     ("rfc9113-8.5-2-connect-without-authority", [(M, b"CONNECT")]),
     ("rfc8441-4-1-protocol-without-connect", [*BASE, (b":protocol", b"websocket")]),
     ("rfc9110-8.6-1-content-length-not-digits", [*BASE, (b"content-length", b"1x")]),
-    ("rfc9110-8.6-2-content-length-conflicting", [*BASE, (b"content-length", b"1"), (b"content-length", b"2")]),
+    (
+        "rfc9110-8.6-2-content-length-conflicting",
+        [*BASE, (b"content-length", b"1"), (b"content-length", b"2")],
+    ),
 ]
 
 
@@ -190,19 +194,25 @@ def test_rfc9113_8_3_1_request_fields():
 
 def test_rfc9113_8_3_1_host_without_authority():
     peer = Peer()
-    events = peer.send(peer.headers_frame(1, [(M, b"GET"), (S, b"http"), (P, b"/"), (b"host", b"h.example")]))
+    events = peer.send(
+        peer.headers_frame(1, [(M, b"GET"), (S, b"http"), (P, b"/"), (b"host", b"h.example")])
+    )
     assert of(events, 1)[0].headers == [(b"host", b"h.example")]
 
 
 def test_rfc9113_8_3_1_options_asterisk():
     peer = Peer()
-    events = peer.send(peer.headers_frame(1, [(M, b"OPTIONS"), (S, b"https"), (P, b"*"), (A, b"a")]))
+    events = peer.send(
+        peer.headers_frame(1, [(M, b"OPTIONS"), (S, b"https"), (P, b"*"), (A, b"a")])
+    )
     assert of(events, 1)[0].path == b"*"
 
 
 def test_rfc9113_8_5_connect():
     peer = Peer()
-    events = peer.send(peer.headers_frame(1, [(M, b"CONNECT"), (A, b"example.com:443")], end_stream=False))
+    events = peer.send(
+        peer.headers_frame(1, [(M, b"CONNECT"), (A, b"example.com:443")], end_stream=False)
+    )
     request = of(events, 1)[0]
     assert request.method == b"CONNECT" and request.target == b"example.com:443"
 
@@ -236,7 +246,9 @@ def test_rfc8441_disabled_refuses_protocol():
     peer = Peer(enable_connect_protocol=False)
     assert peer.server_settings.get(8, 0) == 0
     frame = peer.headers_frame(
-        1, [(M, b"CONNECT"), (b":protocol", b"websocket"), (S, b"https"), (P, b"/"), (A, b"a")], end_stream=False
+        1,
+        [(M, b"CONNECT"), (b":protocol", b"websocket"), (S, b"https"), (P, b"/"), (A, b"a")],
+        end_stream=False,
     )
     try:
         events = peer.send(frame)
@@ -248,7 +260,9 @@ def test_rfc8441_disabled_refuses_protocol():
 
 def test_rfc9110_10_1_1_expect_100_continue():
     peer = Peer()
-    events = peer.send(peer.request(1, extra=[(b"expect", b"100-continue")], end_stream=False, method=b"PUT"))
+    events = peer.send(
+        peer.request(1, extra=[(b"expect", b"100-continue")], end_stream=False, method=b"PUT")
+    )
     assert of(events, 1)[0].expect_continue
     peer.server.send_response(1, 100, [])
     peer.server.respond(1, 200, [], b"ok")
@@ -269,7 +283,10 @@ def test_rfc8297_early_hints_then_response_with_trailers():
     server.send_data(1, b"part two")
     server.send_end(1, [(b"X-Sum", b"42")])
     heads = peer.responses(1)
-    assert heads[0][0] == (b":status", b"103") and (b"link", b"</style.css>; rel=preload; as=style") in heads[0]
+    assert (
+        heads[0][0] == (b":status", b"103")
+        and (b"link", b"</style.css>; rel=preload; as=style") in heads[0]
+    )
     assert heads[1][0] == (b":status", b"200") and (b"content-type", b"text/plain") in heads[1]
     assert heads[2] == [(b"x-sum", b"42")]
     assert peer.body(1) == b"part one, part two" and peer.ended(1)
@@ -282,11 +299,20 @@ def test_rfc9113_8_2_2_connection_specific_response_fields_dropped():
     peer.server.respond(
         1,
         200,
-        [(b"Connection", b"close"), (b"Transfer-Encoding", b"chunked"), (b"Keep-Alive", b"5"), (b"X-Ok", b"1")],
+        [
+            (b"Connection", b"close"),
+            (b"Transfer-Encoding", b"chunked"),
+            (b"Keep-Alive", b"5"),
+            (b"X-Ok", b"1"),
+        ],
         b"body",
     )
     names = [n for n, _ in peer.responses(1)[0]]
-    assert b"connection" not in names and b"transfer-encoding" not in names and b"keep-alive" not in names
+    assert (
+        b"connection" not in names
+        and b"transfer-encoding" not in names
+        and b"keep-alive" not in names
+    )
     assert b"x-ok" in names and peer.body(1) == b"body"
 
 

@@ -379,9 +379,7 @@ def _map_error(exc: h2.exceptions.ProtocolError) -> H2ProtocolError:
     if isinstance(exc, h2.exceptions.StreamClosedError):
         reason = f"frame on closed stream {exc.stream_id} (RFC 9113 section 5.1)"
     elif isinstance(exc, h2.exceptions.StreamIDTooLowError):
-        reason = (
-            f"stream id {exc.stream_id} not above {exc.max_stream_id} (RFC 9113 section 5.1.1)"
-        )
+        reason = f"stream id {exc.stream_id} not above {exc.max_stream_id} (RFC 9113 section 5.1.1)"
     elif isinstance(exc, h2.exceptions.NoSuchStreamError):
         reason = f"frame on idle stream {exc.stream_id} (RFC 9113 section 5.1)"
     else:

@@ -24,15 +24,23 @@ from hyperframe.frame import (
     SettingsFrame,
     WindowUpdateFrame,
 )
+
 from unicorn_http.errors import H2ProtocolError
 from unicorn_http.h2 import CONNECTION_PREFACE, H2Connection
 
 PREFACE = CONNECTION_PREFACE
 
-GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/"), (b":authority", b"example.com")]
+GET = [
+    (b":method", b"GET"),
+    (b":scheme", b"https"),
+    (b":path", b"/"),
+    (b":authority", b"example.com"),
+]
 
 
-def raw_frame(kind: int, flags: int, stream_id: int, payload: bytes, length: int | None = None) -> bytes:
+def raw_frame(
+    kind: int, flags: int, stream_id: int, payload: bytes, length: int | None = None
+) -> bytes:
     """A frame written by hand, for what hyperframe refuses to build."""
     n = len(payload) if length is None else length
     return n.to_bytes(3, "big") + bytes([kind, flags]) + stream_id.to_bytes(4, "big") + payload
@@ -41,7 +49,9 @@ def raw_frame(kind: int, flags: int, stream_id: int, payload: bytes, length: int
 class Peer:
     """One client talking to one server ``H2Connection``."""
 
-    def __init__(self, settings: dict[int, int] | None = None, handshake: bool = True, **server_options) -> None:
+    def __init__(
+        self, settings: dict[int, int] | None = None, handshake: bool = True, **server_options
+    ) -> None:
         self.server = H2Connection(**server_options)
         self.server.initiate_connection()
         self.encoder = Encoder()
@@ -99,7 +109,9 @@ class Peer:
 
     @staticmethod
     def data(stream_id: int, data: bytes, end_stream: bool = False, **options) -> DataFrame:
-        return DataFrame(stream_id, data=data, flags=["END_STREAM"] if end_stream else [], **options)
+        return DataFrame(
+            stream_id, data=data, flags=["END_STREAM"] if end_stream else [], **options
+        )
 
     @staticmethod
     def window_update(stream_id: int, increment: int) -> WindowUpdateFrame:
@@ -168,18 +180,26 @@ class Peer:
     def resets(self, stream_id: int) -> list[int]:
         """Error codes of the RST_STREAM frames the server sent on ``stream_id``."""
         self.read()
-        return [f.error_code for f in self.frames if isinstance(f, RstStreamFrame) and f.stream_id == stream_id]
+        return [
+            f.error_code
+            for f in self.frames
+            if isinstance(f, RstStreamFrame) and f.stream_id == stream_id
+        ]
 
     def responses(self, stream_id: int) -> list[list[tuple[bytes, bytes]]]:
         """Decoded header lists the server sent on ``stream_id``."""
         self.read()
         return [
-            self.headers[id(f)] for f in self.frames if isinstance(f, HeadersFrame) and f.stream_id == stream_id
+            self.headers[id(f)]
+            for f in self.frames
+            if isinstance(f, HeadersFrame) and f.stream_id == stream_id
         ]
 
     def body(self, stream_id: int) -> bytes:
         self.read()
-        return b"".join(f.data for f in self.frames if isinstance(f, DataFrame) and f.stream_id == stream_id)
+        return b"".join(
+            f.data for f in self.frames if isinstance(f, DataFrame) and f.stream_id == stream_id
+        )
 
     def ended(self, stream_id: int) -> bool:
         self.read()
