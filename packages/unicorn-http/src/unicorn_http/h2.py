@@ -423,7 +423,9 @@ class H2Connection:
         if not 0 <= http2_initial_window_size <= 2**31 - 1:
             raise ValueError("http2_initial_window_size must be 0 to 2**31-1 (RFC 9113 6.5.2)")
         if http2_max_concurrent_streams < 1 or http2_max_header_list_size < 1:
-            raise ValueError("http2 stream and header-list limits must be positive")
+            raise ValueError(
+                "http2_max_concurrent_streams and http2_max_header_list_size must be positive"
+            )
         config = h2.config.H2Configuration(
             client_side=False,
             header_encoding=None,
