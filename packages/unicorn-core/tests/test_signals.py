@@ -179,10 +179,12 @@ def test_usr2_upgrades_without_failed_requests(start_server, tmp_path):
 
 def _finish_upgrade(server, pidfile, new_master, old_workers, served_by, failures, stop):
     tmp_path = pidfile.parent
-    oldbin = tmp_path / "unicorn.pid.oldbin"
     second = tmp_path / "unicorn.pid.2"
-    assert oldbin.read_text().strip() == str(server.pid)
-    assert not pidfile.exists()
+    # as in gunicorn: PIDFILE still names the old master mid-upgrade (a deploy
+    # script's `kill -TERM $(cat PIDFILE)` reaches it), PIDFILE.2 the new one
+    assert pidfile.read_text().strip() == str(server.pid)
+    assert second.read_text().strip() == str(new_master)
+    assert not (tmp_path / "unicorn.pid.oldbin").exists()
     new_workers = server.wait_workers(2, pid=new_master)
     wait_for(lambda: set(served_by) & new_workers, 10, "the new workers to serve")
     # the old master keeps serving until told to stop
