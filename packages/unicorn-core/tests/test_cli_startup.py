@@ -94,7 +94,9 @@ def test_unknown_worker_never_offers_a_remedy_that_cannot_work(cli, monkeypatch)
 
     # its distribution is installed and has no such worker, and the library it
     # would need is importable: installing the extra would change nothing
-    monkeypatch.setitem(workers.WORKER_SOURCES, "quartz", ("unicorn-core", "unicorn[quartz]", "json"))
+    monkeypatch.setitem(
+        workers.WORKER_SOURCES, "quartz", ("unicorn-core", "unicorn[quartz]", "json")
+    )
     result = cli("-k", "quartz", "apps:app")
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
+from pathlib import Path
 
 import pytest
 from harness import WORKER, free_port, http_get, run_unicorn, server_env, wait_for
@@ -76,8 +76,16 @@ def test_logconfig_dict_with_gunicorn_logger_names(start_server, tmp_path):
         "version": 1,
         "formatters": {"tagged": {"format": "TAGGED %(name)s %(message)s"}},
         "handlers": {
-            "errors": {"class": "logging.FileHandler", "filename": str(errors), "formatter": "tagged"},
-            "access": {"class": "logging.FileHandler", "filename": str(access), "formatter": "tagged"},
+            "errors": {
+                "class": "logging.FileHandler",
+                "filename": str(errors),
+                "formatter": "tagged",
+            },
+            "access": {
+                "class": "logging.FileHandler",
+                "filename": str(access),
+                "formatter": "tagged",
+            },
         },
         "loggers": {
             "gunicorn.error": {"handlers": ["errors"], "level": "INFO", "propagate": False},
@@ -143,9 +151,10 @@ def test_statsd_names_tags_backlog_and_log_counters(start_server):
         tags = "|#env:test,team:web"
         seen = _collect(
             collector,
-            lambda s: {f"shop.gunicorn.requests:1|c{tags}", f"shop.gunicorn.workers:1|g{tags}"}
-            <= s
-            and any(line.startswith("shop.gunicorn.backlog:") for line in s),
+            lambda s: (
+                {f"shop.gunicorn.requests:1|c{tags}", f"shop.gunicorn.workers:1|g{tags}"} <= s
+                and any(line.startswith("shop.gunicorn.backlog:") for line in s)
+            ),
         )
         assert f"shop.gunicorn.request.status.200:1|c{tags}" in seen
         assert any(
@@ -201,7 +210,8 @@ def test_syslog_gets_error_and_access_lines_tagged_as_gunicorn_does(start_server
         ).ready()
         assert server.get("/seen")[0] == 200
         seen = _collect(
-            syslog, lambda s: any("GET /seen" in line for line in s) and any("Listening" in x for x in s)
+            syslog,
+            lambda s: any("GET /seen" in line for line in s) and any("Listening" in x for x in s),
         )
         # <PRI> = facility local3 (19) * 8 + severity info (6) = 158
         listening = next(line for line in seen if "Listening at:" in line)
@@ -299,10 +309,9 @@ def test_spew_traces_every_line(start_server):
     server = start_server("--spew")
     server.wait_log("Booting worker", timeout=30)
     server.output.flush()
+    output = Path(server.output.name)
     text = wait_for(
-        lambda: (out := open(server.output.name).read()) and "arbiter.py:" in out and out,
-        10,
-        "trace lines",
+        lambda: (out := output.read_text()) and "arbiter.py:" in out and out, 10, "trace lines"
     )
     line = next(line for line in text.splitlines() if "arbiter.py:" in line)
     pid, where, _ = line.split(" ", 2)
@@ -321,7 +330,9 @@ def test_tmp_upload_dir_must_exist(cli, tmp_path):
     (tmp_path / "c.py").write_text("tmp_upload_dir = '/no/such/dir'\n")
     result = cli("-c", "c.py", "--check-config", "apps:app")
     assert result.returncode == 1
-    assert "'tmp_upload_dir': '/no/such/dir'" in result.stderr and "no such directory" in result.stderr
+    assert (
+        "'tmp_upload_dir': '/no/such/dir'" in result.stderr and "no such directory" in result.stderr
+    )
 
 
 def test_default_proc_name_names_the_processes(start_server, tmp_path):
@@ -468,7 +479,9 @@ def test_ssl_version_values_gunicorn_accepts(cli, given, stored):
 def test_ssl_version_from_the_ssl_module_in_a_config_file(cli, tmp_path):
     (tmp_path / "gunicorn.conf.py").write_text("import ssl\nssl_version = ssl.PROTOCOL_TLSv1_2\n")
     result = cli("--print-config")
-    assert any(line.split() == ["ssl_version", "=", "'TLSv1_2'"] for line in result.stdout.splitlines())
+    assert any(
+        line.split() == ["ssl_version", "=", "'TLSv1_2'"] for line in result.stdout.splitlines()
+    )
 
 
 # --- 9. embedding -------------------------------------------------------------------------------------
@@ -550,4 +563,3 @@ def _try_get(address, path="/"):
         return http_get(address, path)
     except OSError:
         return None
-

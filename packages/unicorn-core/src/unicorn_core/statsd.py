@@ -135,9 +135,7 @@ class Statsd:
             # resolve once: a name lookup per datagram would cost more than the metric
             host, port = address
             try:
-                family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[
-                    0
-                ]
+                family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
             except socket.gaierror:
                 family = socket.AF_INET
         self.address = address
