@@ -3,6 +3,8 @@ exit non-zero with a one-line cause instead of looping."""
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import socket
 
 import pytest
@@ -111,10 +113,18 @@ def test_gevent_message_matches_what_is_installed(cli):
     result = cli("-k", "gevent_pywsgi", "--check-config", "apps:app")
     if "gevent" in installed_workers():
         assert "served by unicorn's 'gevent' worker" in result.stderr
+        return
+    assert result.returncode == 1
+    assert "unknown worker class 'gevent'" in result.stderr
+    try:
+        importlib.metadata.version("unicorn-workers")
+    except importlib.metadata.PackageNotFoundError:
+        # the package that provides it is missing: installing it is the remedy
+        assert 'pip install "unicorn[gevent]"' in result.stderr
     else:
-        assert result.returncode == 1
-        assert "unknown worker class 'gevent'" in result.stderr
+        # it is installed and has no gevent worker: the extra would not add one
         assert 'pip install "unicorn[gevent]"' not in result.stderr
+        assert "provides no 'gevent' worker" in result.stderr
 
 
 def test_worker_path_must_be_a_worker(cli):

@@ -563,3 +563,40 @@ def _try_get(address, path="/"):
         return http_get(address, path)
     except OSError:
         return None
+
+
+def test_application_reads_the_command_line_and_init_defaults(tmp_path):
+    port = free_port()
+    script = tmp_path / "cliapp.py"
+    write(
+        script,
+        f"""
+        from unicorn_core.application import Application
+
+        class App(Application):
+            def init(self, parser, opts, args):
+                # below the command line: -w 2 wins over workers = 3
+                return {{"workers": 3, "worker_class": {WORKER!r}}}
+
+            def load(self):
+                return lambda path: "cli-app"
+
+        App().run()
+        """,
+    )
+    cmd = [sys.executable, str(script), "-w", "2", "-b", f"127.0.0.1:{port}"]
+    cmd += ["--error-logfile", str(tmp_path / "e.log")]
+    proc = subprocess.Popen(cmd, env=server_env(), cwd=tmp_path)
+    try:
+        status, _, body = wait_for(
+            lambda: _try_get(f"http://127.0.0.1:{port}"), 20, "the embedded server"
+        )
+        assert body.endswith("app=cli-app")
+        wait_for(lambda: (tmp_path / "e.log").read_text().count("Booting worker") == 2, 10, "2")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert (tmp_path / "e.log").read_text().count("Booting worker") == 2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
