@@ -170,6 +170,25 @@ def test_statsd_names_tags_backlog_and_log_counters(start_server):
         _collect(collector, lambda s: f"shop.gunicorn.log.error:1|c{tags}" in s)
 
 
+def test_backlog_metric_counts_waiting_connections(start_server):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as collector:
+        collector.bind(("127.0.0.1", 0))
+        port = collector.getsockname()[1]
+        server = start_server(
+            "--statsd-host", f"127.0.0.1:{port}", "--enable-backlog-metric"
+        ).ready()
+        host, port_text = server.address.removeprefix("http://").rsplit(":", 1)
+        # the one single-threaded worker is held by a request that never ends,
+        # so three more connections wait in the accept queue
+        clients = [socket.create_connection((host, int(port_text))) for _ in range(4)]
+        try:
+            clients[0].sendall(b"GET /stuck HTTP/1.0\r\n\r\n")
+            _collect(collector, lambda s: "gunicorn.backlog:3|h" in s)
+        finally:
+            for client in clients:
+                client.close()
+
+
 def test_statsd_namespace_chooses_other_names(start_server):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as collector:
         collector.bind(("127.0.0.1", 0))
@@ -218,6 +237,17 @@ def test_syslog_gets_error_and_access_lines_tagged_as_gunicorn_does(start_server
         assert listening.startswith("<158>gunicorn.shop.error: [")
         access = next(line for line in seen if "GET /seen" in line)
         assert access.startswith("<158>gunicorn.shop.access: [")
+
+
+def test_syslog_over_a_unix_datagram_socket(start_server, tmp_path):
+    path = tmp_path / "log.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as syslog:
+        syslog.bind(str(path))
+        start_server("--log-syslog", "--log-syslog-to", f"unix://{path}#dgram", "-n", "api:v2")
+        seen = _collect(syslog, lambda s: any("Listening at:" in line for line in s))
+        line = next(line for line in seen if "Listening at:" in line)
+        # <PRI> = user (1) * 8 + info (6); the ':' of the name becomes '.', as in gunicorn
+        assert line.startswith("<14>gunicorn.api.v2.error: [")
 
 
 def test_disable_redirect_access_to_syslog(start_server):
@@ -384,6 +414,7 @@ def test_unknown_and_unsupported_names_are_warnings(start_server, cli, tmp_path)
         """
         import os
         worker = 2
+        TIMEOUT = 5
         control_socket_mode = 0o600
         def helper():
             return 1
@@ -394,6 +425,7 @@ def test_unknown_and_unsupported_names_are_warnings(start_server, cli, tmp_path)
     assert "[WARNING] " in log
     assert "'worker' is not a setting; it is ignored; did you mean 'workers'?" in log
     assert "'control_socket_mode' is a gunicorn setting unicorn does not support" in log
+    assert "'TIMEOUT' is not a setting; it is ignored; did you mean 'timeout'?" in log
     assert "helper" not in log and "'os'" not in log
     result = cli("--check-config", "apps:app")
     assert result.returncode == 0

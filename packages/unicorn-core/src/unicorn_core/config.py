@@ -130,7 +130,7 @@ def unknown_setting_note(registry: Registry, name: str, value: Any) -> str | Non
             "(docs/migrating-from-gunicorn.md lists the differences)"
         )
     known = [s.name for s in registry]
-    match = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    match = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.75)
     if not match and (inspect.isfunction(value) or inspect.isclass(value)):
         return None
     hint = f"; did you mean {match[0]!r}?" if match else ""
