@@ -4,7 +4,6 @@ exit non-zero with a one-line cause instead of looping."""
 from __future__ import annotations
 
 import importlib.metadata
-
 import socket
 
 import pytest

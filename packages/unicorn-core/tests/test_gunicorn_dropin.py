@@ -620,7 +620,7 @@ def test_application_reads_the_command_line_and_init_defaults(tmp_path):
     cmd += ["--error-logfile", str(tmp_path / "e.log")]
     proc = subprocess.Popen(cmd, env=server_env(), cwd=tmp_path)
     try:
-        status, _, body = wait_for(
+        _, _, body = wait_for(
             lambda: _try_get(f"http://127.0.0.1:{port}"), 20, "the embedded server"
         )
         assert body.endswith("app=cli-app")
