@@ -206,6 +206,21 @@ def _finish_upgrade(server, pidfile, new_master, old_workers, served_by, failure
     assert not pidfile.exists()
 
 
+def test_usr2_backed_out_leaves_pidfile_naming_the_old_master(start_server, tmp_path):
+    pidfile = tmp_path / "unicorn.pid"
+    server = start_server("-p", str(pidfile)).ready()
+    server.signal(signal.SIGUSR2)
+    second = tmp_path / "unicorn.pid.2"
+    new_master = int(wait_for(lambda: second.exists() and second.read_text().strip(), 10, ".2"))
+    server.wait_workers(1, pid=new_master)
+    assert pidfile.read_text().strip() == str(server.pid)
+    os.kill(new_master, signal.SIGTERM)  # back out: stop the new master
+    wait_for(lambda: not second.exists(), 10, "the new master to remove PIDFILE.2")
+    server.wait_log("The new master .* exited; this master goes on")
+    assert pidfile.read_text().strip() == str(server.pid)
+    assert server.get()[0] == 200
+
+
 def test_winch_is_ignored_when_not_daemonized(start_server):
     server = start_server("-w", "2", "--log-level", "debug").ready(workers=2)
     before = server.workers()
