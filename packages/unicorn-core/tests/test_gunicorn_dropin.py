@@ -285,8 +285,12 @@ def test_logger_class(start_server, cli):
     server = start_server("--logger-class", "compat_loggers.MarkingLogger").ready()
     assert "MARKED Listening at:" in server.log()
     for name in ("gunicorn.glogging.Logger", "gunicorn.instrument.statsd.Statsd"):
-        assert cli("--logger-class", name, "--check-config", "apps:app").returncode == 0
-    result = cli("--logger-class", "compat_loggers.FromGunicorn", "--check-config", "apps:app")
+        assert (
+            cli("-k", WORKER, "--logger-class", name, "--check-config", "apps:app").returncode == 0
+        )
+    result = cli(
+        "-k", WORKER, "--logger-class", "compat_loggers.FromGunicorn", "--check-config", "apps:app"
+    )
     assert result.returncode == 1
     assert "extends gunicorn's Logger" in result.stderr
     assert "subclass unicorn_core.logs.Logger instead" in result.stderr
@@ -307,7 +311,7 @@ def test_logconfig_json(start_server, tmp_path):
 
 def test_logconfig_json_errors_name_the_file(cli, tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
-    result = cli("--log-config-json", "bad.json", "--check-config", "apps:app")
+    result = cli("-k", WORKER, "--log-config-json", "bad.json", "--check-config", "apps:app")
     assert result.returncode == 1
     assert "logconfig_json file 'bad.json' is not JSON" in result.stderr
 
@@ -358,7 +362,7 @@ def test_tmp_upload_dir_is_where_workers_spool(start_server, tmp_path):
 
 def test_tmp_upload_dir_must_exist(cli, tmp_path):
     (tmp_path / "c.py").write_text("tmp_upload_dir = '/no/such/dir'\n")
-    result = cli("-c", "c.py", "--check-config", "apps:app")
+    result = cli("-k", WORKER, "-c", "c.py", "--check-config", "apps:app")
     assert result.returncode == 1
     assert (
         "'tmp_upload_dir': '/no/such/dir'" in result.stderr and "no such directory" in result.stderr
@@ -391,16 +395,16 @@ def test_paste_without_paste_deploy_says_what_to_install(cli, tmp_path):
     try:
         import paste.deploy  # noqa: F401
     except ImportError:
-        result = cli("--paste", "development.ini", "--check-config")
+        result = cli("-k", WORKER, "--paste", "development.ini", "--check-config")
         assert result.returncode == 4
         assert "pip install PasteDeploy" in result.stderr
     else:
-        result = cli("--paste", "development.ini", "--check-config")
+        result = cli("-k", WORKER, "--paste", "development.ini", "--check-config")
         assert result.returncode == 0, result.stderr
 
 
 def test_paste_file_must_exist(cli):
-    result = cli("--paste", "missing.ini", "--check-config")
+    result = cli("-k", WORKER, "--paste", "missing.ini", "--check-config")
     assert result.returncode == 1
     assert "paste:" in result.stderr and "missing.ini' not found" in result.stderr
 
@@ -427,7 +431,7 @@ def test_unknown_and_unsupported_names_are_warnings(start_server, cli, tmp_path)
     assert "'control_socket_mode' is a gunicorn setting unicorn does not support" in log
     assert "'TIMEOUT' is not a setting; it is ignored; did you mean 'timeout'?" in log
     assert "helper" not in log and "'os'" not in log
-    result = cli("--check-config", "apps:app")
+    result = cli("-k", WORKER, "--check-config", "apps:app")
     assert result.returncode == 0
     assert "Warning: " in result.stderr and "did you mean 'workers'?" in result.stderr
     assert "'control_socket_mode' is a gunicorn setting unicorn does not support" in result.stderr
@@ -486,7 +490,7 @@ def test_short_post_request_hooks_are_called(start_server, tmp_path, params):
 
 def test_post_request_with_one_argument_is_refused(cli, tmp_path):
     (tmp_path / "gunicorn.conf.py").write_text("def post_request(worker):\n    pass\n")
-    result = cli("--check-config", "apps:app")
+    result = cli("-k", WORKER, "--check-config", "apps:app")
     assert result.returncode == 1
     assert "post_request takes (worker, req, environ, resp)" in result.stderr
 

@@ -200,7 +200,8 @@ def _unknown_worker(name: str, installed: dict[str, Any]) -> ConfigError:
         if alternatives:
             msg += "; use " + " or ".join(f"-k {w}" for w in alternatives) + " instead"
         return ConfigError(msg)
-    close = difflib.get_close_matches(name, [*installed, *WORKER_ALIASES], n=1, cutoff=0.6)
+    names = [*installed, *WORKER_SOURCES, *WORKER_ALIASES]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     if close:
         msg += f"; did you mean {close[0]!r}?"
     missing = [
