@@ -636,3 +636,32 @@ def test_application_reads_the_command_line_and_init_defaults(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- a flag whose value may be left out (gunicorn's --proxy-protocol shape) ---------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "mode", "app"),
+    [
+        (["--mode"], "auto", None),
+        (["--mode", "v2", "app:app"], "v2", "app:app"),
+        (["--mode", "app:app"], "auto", "app:app"),
+        (["app:app", "--mode"], "auto", "app:app"),
+        (["--mode=v1", "app:app"], "v1", "app:app"),
+    ],
+)
+def test_a_flag_with_an_optional_value(argv, mode, app):
+    from unicorn_core.cli import build_parser
+    from unicorn_core.settings import Registry, Setting
+
+    def modes(value):
+        if value not in ("off", "v1", "v2", "auto"):
+            raise ValueError("off, v1, v2 or auto")
+        return value
+
+    registry = Registry()
+    registry.add(Setting(name="mode", section="Test", cli=("--mode",), type=modes, const="auto"))
+    args = vars(build_parser(registry).parse_args(argv))
+    assert args["mode"] == mode
+    assert args.get("app_module") == app

@@ -40,6 +40,26 @@ def _help(setting: Any) -> str:
     return text.replace("%", "%%")
 
 
+class _OptionalValue(argparse.Action):
+    """A flag whose value may be left out (``--proxy-protocol`` alone means
+    ``auto``). argparse gives such a flag the next word even when that word is
+    ``APP_MODULE``; a word the setting refuses is taken as ``APP_MODULE`` then,
+    so ``--proxy-protocol app:app`` means what it says."""
+
+    def __init__(self, *args: Any, setting: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.setting = setting
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        if values is not None and getattr(namespace, "app_module", None) is None:
+            try:
+                self.setting.validate(values)
+            except ConfigError:
+                namespace.app_module = values
+                values = None
+        setattr(namespace, self.dest, self.const if values is None else values)
+
+
 def build_parser(registry: Registry) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unicorn",
@@ -73,7 +93,9 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
             else:
                 kwargs["metavar"] = setting.meta or "VALUE"
                 if setting.const is not None:
-                    kwargs.update(nargs="?", const=setting.const)
+                    kwargs.update(
+                        nargs="?", const=setting.const, action=_OptionalValue, setting=setting
+                    )
                 if setting.repeatable:
                     kwargs["action"] = "append"
                 elif setting.type == "choice":
