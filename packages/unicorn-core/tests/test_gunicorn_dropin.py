@@ -47,6 +47,15 @@ def test_gunicorn_conf_py_is_read_and_named_in_the_log(start_server, tmp_path):
     assert "multiprocessing" not in server.log()  # a module is not a misspelt setting
 
 
+def test_hup_rereads_gunicorn_conf_py(start_server, tmp_path):
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text("workers = 1\n")
+    server = start_server().ready(workers=1)
+    conf.write_text("workers = 2\n")
+    server.signal(signal.SIGHUP)
+    server.wait_workers(2)
+
+
 def test_unicorn_conf_py_wins_over_gunicorn_conf_py(cli, tmp_path):
     (tmp_path / "gunicorn.conf.py").write_text("workers = 2\n")
     (tmp_path / "unicorn.conf.py").write_text("workers = 3\n")
