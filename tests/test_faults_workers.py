@@ -364,3 +364,45 @@ def test_pipelining_client_that_never_reads(tmp_path):
         s.close()
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module", params=["sync", "gthread", "asgi"])
+def any_worker(request, tmp_path_factory):
+    srv = Unicorn(tmp_path_factory.mktemp(request.param), APPS[request.param], "-k", request.param)
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "reason"),
+    [
+        (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501, b"CONNECT"),
+        (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(32), 400, b"TLS handshake"),
+        (b"GET / HTTP/1.1\rHost: t\r\r", 400, b"bare CR"),
+        (
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n"
+            b"Content-Length: 0\r\n\r\n",
+            400,
+            b"more than one Content-Type",
+        ),
+    ],
+    ids=["connect", "tls-on-plain-port", "lone-cr", "two-content-types"],
+)
+def test_refused_at_once_with_a_reason(any_worker, raw, status, reason):
+    """Items 5, 15, 16: answered at once, never a silent wait for the idle close."""
+    s = socket.create_connection(any_worker.addr, timeout=5)
+    try:
+        started = time.monotonic()
+        s.sendall(raw)
+        answer = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 %d" % status), answer
+        assert reason in answer
+        assert time.monotonic() - started < 2
+    finally:
+        s.close()
+    any_worker.wait_log(reason.decode())

@@ -64,6 +64,7 @@ from unicorn_asgi.errors import ClientDisconnected
 from unicorn_asgi.tls_scope import first_certificate, tls_extension
 from unicorn_core.http_settings import edge_options
 from unicorn_http import (
+    CONNECT_REFUSED,
     METHOD_NAMES,
     MUST_CLOSE,
     NEED_DATA,
@@ -829,6 +830,9 @@ class H1Protocol(asyncio.Protocol):
 
     def _start(self, req: Request) -> None:
         config = self.config
+        if req.method == b"CONNECT":
+            self._refuse(CONNECT_REFUSED)
+            return
         upgrade = req.upgrade
         if (
             upgrade is not None

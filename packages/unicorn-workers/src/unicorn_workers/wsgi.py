@@ -50,6 +50,7 @@ from unicorn_core.http_settings import edge_options
 from unicorn_core.settings import Setting
 from unicorn_http import (
     CLOSED,
+    CONNECT_REFUSED,
     ERROR,
     IDLE,
     METHOD_NAMES,
@@ -921,6 +922,8 @@ class ClientConnection:
         result = None
         try:
             try:
+                if req.method == b"CONNECT":
+                    raise CONNECT_REFUSED
                 environ = self.environ(req)
             except RemoteProtocolError as exc:
                 self.refuse(exc)
