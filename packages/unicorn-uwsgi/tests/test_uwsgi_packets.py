@@ -79,7 +79,11 @@ CASES = [
             [Data(b"hello"), EOM, PAUSED],
             method=b"POST",
             content_length=5,
-            headers=[(b"host", b"example.com"), (b"content-type", b"text/plain"), (b"content-length", b"5")],
+            headers=[
+                (b"host", b"example.com"),
+                (b"content-type", b"text/plain"),
+                (b"content-length", b"5"),
+            ],
         ),
     ),
     case(
@@ -100,7 +104,11 @@ CASES = [
             [Data(b"abc"), EOM, PAUSED],
             content_length=3,
             chunked=False,
-            headers=[(b"host", b"example.com"), (b"content-type", b"a/b"), (b"content-length", b"3")],
+            headers=[
+                (b"host", b"example.com"),
+                (b"content-type", b"a/b"),
+                (b"content-length", b"3"),
+            ],
         ),
     ),
     case(
@@ -109,7 +117,10 @@ CASES = [
             nginx_vars(b"POST", b"/", [*HOST, (b"Content-Length", b"9")], content_length=b"2"),
             b"ok",
         ),
-        Parsed([Data(b"ok"), EOM, PAUSED], headers=[(b"host", b"example.com"), (b"content-length", b"2")]),
+        Parsed(
+            [Data(b"ok"), EOM, PAUSED],
+            headers=[(b"host", b"example.com"), (b"content-length", b"2")],
+        ),
     ),
     case(
         "content-type-only-as-cgi-var",
@@ -117,7 +128,11 @@ CASES = [
         Parsed(
             [EOM, PAUSED],
             content_length=0,
-            headers=[(b"host", b"example.com"), (b"content-length", b"0"), (b"content-type", b"x/y")],
+            headers=[
+                (b"host", b"example.com"),
+                (b"content-length", b"0"),
+                (b"content-type", b"x/y"),
+            ],
         ),
     ),
     case(
@@ -144,7 +159,9 @@ CASES = [
     case(
         "query-from-request-uri-without-query-string",
         pack([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/p?q=1")]),
-        Parsed(path=b"/p", query=b"q=1", http_version=b"1.1", origin={"client": None, "server": None}),
+        Parsed(
+            path=b"/p", query=b"q=1", http_version=b"1.1", origin={"client": None, "server": None}
+        ),
     ),
     case(
         "absolute-form-request-uri",
@@ -158,7 +175,13 @@ CASES = [
     ),
     case(
         "no-request-uri-path-info-encoded-again",
-        pack([(b"REQUEST_METHOD", b"GET"), (b"PATH_INFO", b"/a b/\xc3\xa9"), (b"QUERY_STRING", b"x=1")]),
+        pack(
+            [
+                (b"REQUEST_METHOD", b"GET"),
+                (b"PATH_INFO", b"/a b/\xc3\xa9"),
+                (b"QUERY_STRING", b"x=1"),
+            ]
+        ),
         Parsed(target=b"/a%20b/%C3%A9?x=1", path=b"/a%20b/%C3%A9", query=b"x=1"),
     ),
     case(
@@ -213,7 +236,14 @@ CASES = [
     ),
     case(
         "header-names-lower-cased-underscores-to-hyphens",
-        pack([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/"), (b"HTTP_X_REQUEST_ID", b"7"), (b"HTTP_ACCEPT_ENCODING", b"gzip")]),
+        pack(
+            [
+                (b"REQUEST_METHOD", b"GET"),
+                (b"REQUEST_URI", b"/"),
+                (b"HTTP_X_REQUEST_ID", b"7"),
+                (b"HTTP_ACCEPT_ENCODING", b"gzip"),
+            ]
+        ),
         Parsed(headers=[(b"x-request-id", b"7"), (b"accept-encoding", b"gzip")]),
     ),
     case(
@@ -233,7 +263,10 @@ CASES = [
     ),
     case(
         "expect-100-continue-answered-by-nginx",
-        pack(nginx_vars(b"POST", b"/", [*HOST, (b"Expect", b"100-continue")], content_length=b"1"), b"x"),
+        pack(
+            nginx_vars(b"POST", b"/", [*HOST, (b"Expect", b"100-continue")], content_length=b"1"),
+            b"x",
+        ),
         Parsed([Data(b"x"), EOM, PAUSED], expect_continue=False),
     ),
     case(
@@ -243,7 +276,9 @@ CASES = [
         uwsgi_buffer_size=len(PADDED),
     ),
     # ---- refused: the header
-    case("modifier1-not-wsgi", raw_packet(GOOD, modifier1=5), Refused(400, "modifier1 5", "only 0")),
+    case(
+        "modifier1-not-wsgi", raw_packet(GOOD, modifier1=5), Refused(400, "modifier1 5", "only 0")
+    ),
     case(
         "head-over-uwsgi-buffer-size",
         pack([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/"), (b"HTTP_X_PAD", b"p" * 5000)]),
@@ -255,24 +290,78 @@ CASES = [
         Refused(431, "uwsgi_buffer_size"),
         uwsgi_buffer_size=len(PADDED) - 1,
     ),
-    case("closed-inside-the-header", b"\x00\x10", Refused(400, "closed inside a uwsgi packet header"), eof=True),
-    case("closed-inside-the-vars", raw_packet(GOOD)[:-3], Refused(400, "closed inside a uwsgi packet"), eof=True),
+    case(
+        "closed-inside-the-header",
+        b"\x00\x10",
+        Refused(400, "closed inside a uwsgi packet header"),
+        eof=True,
+    ),
+    case(
+        "closed-inside-the-vars",
+        raw_packet(GOOD)[:-3],
+        Refused(400, "closed inside a uwsgi packet"),
+        eof=True,
+    ),
     # ---- refused: the vars block
-    case("block-ends-inside-key-length", raw_packet(GOOD + b"\x05"), Refused(400, "inside a key length")),
-    case("block-ends-inside-value-length", raw_packet(GOOD + b"\x01\x00K\x01"), Refused(400, "inside the key or value length")),
-    case("key-past-the-block", raw_packet(GOOD + b"\x09\x00KEY"), Refused(400, "inside the key or value length")),
-    case("value-past-the-block", raw_packet(GOOD + b"\x01\x00K\x09\x00abc"), Refused(400, "past the vars block")),
+    case(
+        "block-ends-inside-key-length",
+        raw_packet(GOOD + b"\x05"),
+        Refused(400, "inside a key length"),
+    ),
+    case(
+        "block-ends-inside-value-length",
+        raw_packet(GOOD + b"\x01\x00K\x01"),
+        Refused(400, "inside the key or value length"),
+    ),
+    case(
+        "key-past-the-block",
+        raw_packet(GOOD + b"\x09\x00KEY"),
+        Refused(400, "inside the key or value length"),
+    ),
+    case(
+        "value-past-the-block",
+        raw_packet(GOOD + b"\x01\x00K\x09\x00abc"),
+        Refused(400, "past the vars block"),
+    ),
     case("empty-key", raw_packet(GOOD + b"\x00\x00\x01\x00v"), Refused(400, "empty key")),
-    case("nul-in-value", raw_packet(GOOD + var(b"HTTP_X", b"a\x00b")), Refused(400, "NUL, CR, LF", "HTTP_X")),
+    case(
+        "nul-in-value",
+        raw_packet(GOOD + var(b"HTTP_X", b"a\x00b")),
+        Refused(400, "NUL, CR, LF", "HTTP_X"),
+    ),
     case("cr-in-value", raw_packet(GOOD + var(b"HTTP_X_Y", b"a\rb")), Refused(400, "HTTP_X_Y")),
-    case("lf-in-cgi-value", raw_packet(GOOD + var(b"SERVER_NAME", b"a\nb")), Refused(400, "SERVER_NAME")),
+    case(
+        "lf-in-cgi-value",
+        raw_packet(GOOD + var(b"SERVER_NAME", b"a\nb")),
+        Refused(400, "SERVER_NAME"),
+    ),
     case("space-in-key", raw_packet(GOOD + var(b"HTTP_X Y", b"1")), Refused(400, "is not a token")),
-    case("control-byte-in-key", raw_packet(GOOD + var(b"HTTP_\x01", b"1")), Refused(400, "is not a token")),
+    case(
+        "control-byte-in-key",
+        raw_packet(GOOD + var(b"HTTP_\x01", b"1")),
+        Refused(400, "is not a token"),
+    ),
     # ---- refused: the request the vars describe
-    case("no-request-method", pack([(b"REQUEST_URI", b"/")]), Refused(400, "without REQUEST_METHOD", "uwsgi_params")),
-    case("method-not-a-token", pack([(b"REQUEST_METHOD", b"G(T"), (b"REQUEST_URI", b"/")]), Refused(400, "REQUEST_METHOD is not a token")),
-    case("request-uri-with-space", pack([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/a b")]), Refused(400, "REQUEST_URI", "space")),
-    case("request-uri-not-a-target", pack([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"a/b")]), Refused(400, "not an origin")),
+    case(
+        "no-request-method",
+        pack([(b"REQUEST_URI", b"/")]),
+        Refused(400, "without REQUEST_METHOD", "uwsgi_params"),
+    ),
+    case(
+        "method-not-a-token",
+        pack([(b"REQUEST_METHOD", b"G(T"), (b"REQUEST_URI", b"/")]),
+        Refused(400, "REQUEST_METHOD is not a token"),
+    ),
+    case(
+        "request-uri-with-space",
+        pack([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/a b")]),
+        Refused(400, "REQUEST_URI", "space"),
+    ),
+    case(
+        "request-uri-not-a-target",
+        pack([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"a/b")]),
+        Refused(400, "not an origin"),
+    ),
     case(
         "request-uri-over-limit-request-line",
         pack([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/" + b"u" * 100)]),
@@ -287,7 +376,13 @@ CASES = [
     ),
     case(
         "headers-over-limit-request-fields",
-        pack([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/"), *[(b"HTTP_X_%d" % i, b"v") for i in range(11)]]),
+        pack(
+            [
+                (b"REQUEST_METHOD", b"GET"),
+                (b"REQUEST_URI", b"/"),
+                *[(b"HTTP_X_%d" % i, b"v") for i in range(11)],
+            ]
+        ),
         Refused(431, "limit_request_fields (10)"),
         limit_request_fields=10,
     ),
@@ -299,18 +394,43 @@ CASES = [
     ),
     case(
         "too-many-cgi-vars",
-        pack([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/"), *[(b"V%d" % i, b"v") for i in range(63)]]),
+        pack(
+            [
+                (b"REQUEST_METHOD", b"GET"),
+                (b"REQUEST_URI", b"/"),
+                *[(b"V%d" % i, b"v") for i in range(63)],
+            ]
+        ),
         Refused(431, "more than 64 uwsgi vars"),
     ),
-    case("server-protocol-unknown", pack(nginx_vars(protocol=b"HTTP/9.9")), Refused(505, "SERVER_PROTOCOL")),
-    case("content-length-not-digits", pack(nginx_vars(b"POST", content_length=b"-1")), Refused(400, "CONTENT_LENGTH", "not digits")),
+    case(
+        "server-protocol-unknown",
+        pack(nginx_vars(protocol=b"HTTP/9.9")),
+        Refused(505, "SERVER_PROTOCOL"),
+    ),
+    case(
+        "content-length-not-digits",
+        pack(nginx_vars(b"POST", content_length=b"-1")),
+        Refused(400, "CONTENT_LENGTH", "not digits"),
+    ),
     case(
         "http-content-length-without-the-cgi-var",
-        pack([(b"REQUEST_METHOD", b"POST"), (b"REQUEST_URI", b"/"), (b"HTTP_CONTENT_LENGTH", b"3")], b"abc"),
+        pack(
+            [(b"REQUEST_METHOD", b"POST"), (b"REQUEST_URI", b"/"), (b"HTTP_CONTENT_LENGTH", b"3")],
+            b"abc",
+        ),
         Refused(400, "no CONTENT_LENGTH var"),
     ),
-    case("remote-port-not-a-port", pack(nginx_vars(extra=[(b"REMOTE_PORT", b"http")])), Refused(400, "REMOTE_PORT")),
-    case("server-port-over-65535", pack(nginx_vars(extra=[(b"SERVER_PORT", b"70000")])), Refused(400, "SERVER_PORT")),
+    case(
+        "remote-port-not-a-port",
+        pack(nginx_vars(extra=[(b"REMOTE_PORT", b"http")])),
+        Refused(400, "REMOTE_PORT"),
+    ),
+    case(
+        "server-port-over-65535",
+        pack(nginx_vars(extra=[(b"SERVER_PORT", b"70000")])),
+        Refused(400, "SERVER_PORT"),
+    ),
     # ---- refused: the body
     case(
         "closed-inside-the-body",
@@ -319,6 +439,7 @@ CASES = [
         eof=True,
     ),
 ]
+
 
 @pytest.mark.parametrize(("raw", "expect", "eof", "settings"), CASES)
 def test_vector(raw, expect, eof, settings):
