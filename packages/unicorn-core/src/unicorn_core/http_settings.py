@@ -280,3 +280,38 @@ def parser_options(cfg: object) -> dict:
         value = getattr(cfg, name, None)
         options[name] = default if value is None else value
     return options
+
+
+def edge_options(cfg: object) -> dict:
+    """The keyword arguments of ``unicorn_http.EdgeRules`` from ``cfg``: the protocol
+    factory the ``protocol`` setting names (through the ``unicorn.protocols``
+    entry points), its options, and the trust rules as ``host -> bool`` tests."""
+    from unicorn_core.protocols import load_protocol
+
+    def get(name: str, default: Any) -> Any:
+        value = getattr(cfg, name, None)
+        return default if value is None else value
+
+    name = str(get("protocol", "http"))
+    options = parser_options(cfg)
+    if name == "uwsgi":
+        options["uwsgi_buffer_size"] = int(get("uwsgi_buffer_size", 4096))
+    return {
+        "protocol": load_protocol(name),
+        "options": options,
+        "protocol_name": name,
+        "forwarded_allow": AddressMatcher(get("forwarded_allow_ips", ["127.0.0.1", "::1"])),
+        "secure_scheme_headers": dict(get("secure_scheme_headers", {}) or {}),
+        "forwarder_headers": list(get("forwarder_headers", ["SCRIPT_NAME", "PATH_INFO"])),
+        "proxy_from": (
+            AddressMatcher(get("proxy_allow_ips", ["127.0.0.1", "::1"]))
+            if get("proxy_protocol", False) not in (False, "off", "", 0)
+            else None
+        ),
+        "protocol_allow": (
+            AddressMatcher(get("uwsgi_allow_ips", ["127.0.0.1", "::1"]))
+            if name == "uwsgi"
+            else None
+        ),
+        "protocol_allow_setting": "uwsgi_allow_ips" if name == "uwsgi" else "",
+    }
