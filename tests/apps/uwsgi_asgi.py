@@ -21,7 +21,11 @@ async def _body(receive) -> bytes:
 
 async def _start(send, content_type: bytes, status: int = 200) -> None:
     await send(
-        {"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]}
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type)],
+        }
     )
 
 
@@ -72,7 +76,8 @@ async def app(scope, receive, send):
                 headers[key] = headers[key] + "," + text if key in headers else text
         found = {
             "REQUEST_METHOD": scope["method"],
-            "PATH_INFO": scope["path"],
+            # as WSGI spells it: the path's bytes read as latin-1
+            "PATH_INFO": scope["path"].encode().decode("latin-1"),
             "QUERY_STRING": scope["query_string"].decode("latin-1"),
             "RAW_URI": scope["raw_path"].decode("latin-1")
             + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""),
@@ -112,7 +117,10 @@ async def app(scope, receive, send):
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                ],
             }
         )
         events = [b"data: %d\n\n" % i for i in range(1, 4)]

@@ -16,6 +16,7 @@ uwsgi``: it binds TCP (``addr``, for raw packets) and a Unix socket
 
 from __future__ import annotations
 
+import errno
 import shutil
 import signal
 import socket
@@ -201,15 +202,22 @@ class UwsgiUnicorn(Unicorn):
 
 def send_raw(addr, data: bytes, *, close_write: bool = True, timeout: float = 5.0) -> bytes:
     """Send ``data`` on a new connection (TCP ``(host, port)`` or a Unix socket's path) and
-    read until the server closes it."""
+    read until the server closes it (or resets it)."""
     family = socket.AF_UNIX if isinstance(addr, str | Path) else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(str(addr) if family == socket.AF_UNIX else addr)
-        s.sendall(data)
-        if close_write:
-            s.shutdown(socket.SHUT_WR)
+        try:
+            s.sendall(data)
+            if close_write:
+                s.shutdown(socket.SHUT_WR)
+        except OSError as exc:  # closed before it took everything: still read what it said
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                raise
         out = b""
-        while chunk := s.recv(65536):
-            out += chunk
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except ConnectionResetError:
+            pass  # closed with our bytes unread: closed all the same
         return out
