@@ -9,7 +9,7 @@ VENV := .venv
 RUN := $(UV) run --no-sync
 PACKAGES := http uwsgi core workers asgi dirty
 
-.PHONY: demo test sync lint imports pytest test-isolated test-pythons build bench-parser clean
+.PHONY: demo test sync lint imports pytest nginx-bin test-isolated test-pythons build bench-parser bench-uwsgi clean
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -35,8 +35,15 @@ imports:
 	$(PYTHON) tools/check_imports.py
 	@if [ -f ../shared/tools/check_imports.py ]; then $(PYTHON) ../shared/tools/check_imports.py; fi
 
-pytest: sync
+pytest: sync nginx-bin
 	$(RUN) pytest -q
+
+# tests/test_uwsgi_nginx.py runs a real nginx in front of unicorn --protocol uwsgi.
+# Debian ships it as nginx-light (bookworm) or nginx (later releases).
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+nginx-bin:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
+	 (apt-get update -qq && ($(APT_INSTALL) nginx-light || $(APT_INSTALL) nginx))
 
 # Each package, built as its own wheel, installed in a venv with nothing of
 # ours but itself and its declared dependencies, passes its own tests.
@@ -55,6 +62,11 @@ build: $(UV)
 
 bench-parser: sync
 	$(RUN) python benchmarks/parser/bench_parser.py
+
+# nginx -> unicorn (uwsgi) vs nginx -> uWSGI vs nginx -> gunicorn (benchmarks/uwsgi); needs wrk.
+bench-uwsgi: sync nginx-bin
+	@command -v wrk >/dev/null || (apt-get update -qq && $(APT_INSTALL) wrk)
+	$(RUN) python benchmarks/uwsgi/bench_uwsgi.py
 
 clean:
 	rm -rf dist build .venv-isolated .venv-python3.* .pytest_cache .ruff_cache

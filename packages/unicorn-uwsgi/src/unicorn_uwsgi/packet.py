@@ -43,6 +43,7 @@ Bounds, each refused with a ``RemoteProtocolError`` that names it:
 
 from __future__ import annotations
 
+from operator import itemgetter
 from urllib.parse import quote_from_bytes
 
 from unicorn_http import Origin, RemoteProtocolError, Request
@@ -54,6 +55,9 @@ __all__ = ["MAX_CGI_VARS", "PacketHead", "pack", "parse_vars"]
 MAX_CGI_VARS = 64
 
 _WSGI_REQUEST = 0
+
+_first = itemgetter(0)
+_second = itemgetter(1)
 
 _VERSIONS = {
     b"HTTP/1.1": b"1.1",
@@ -123,6 +127,58 @@ def pack(
     )
 
 
+def _split(block: bytes) -> list[tuple[bytes, bytes]]:
+    """The (key, value) pairs of a vars block, in order.
+
+    The loop trusts the lengths and checks once at the end that they added up
+    to the block; only a block that fails is walked again to say where.
+    """
+    pairs = []
+    append = pairs.append
+    pos = 0
+    end = len(block)
+    try:
+        while pos < end:
+            size = block[pos] | block[pos + 1] << 8
+            if not size:
+                break
+            pos += 2
+            key = block[pos : pos + size]
+            pos += size
+            size = block[pos] | block[pos + 1] << 8
+            pos += 2
+            append((key, block[pos : pos + size]))
+            pos += size
+    except IndexError:
+        pos = -1
+    if pos != end:
+        raise RemoteProtocolError(_explain_split(block))
+    return pairs
+
+
+def _explain_split(block: bytes) -> str:
+    """What is wrong with a vars block whose lengths do not add up."""
+    pos = 0
+    end = len(block)
+    while pos < end:
+        if pos + 2 > end:
+            return f"uwsgi vars block ends inside a key length at byte {pos}"
+        size = block[pos] | block[pos + 1] << 8
+        if not size:
+            return f"uwsgi var with an empty key at byte {pos}"
+        key = block[pos + 2 : pos + 2 + size]
+        pos += 2 + size
+        if pos + 2 > end:
+            return f"uwsgi vars block ends inside the key or value length of {key[:64]!r}"
+        pos += 2 + (block[pos] | block[pos + 1] << 8)
+        if pos > end:
+            return (
+                f"uwsgi var {key.decode('latin-1')}'s value runs {pos - end} bytes "
+                "past the vars block"
+            )
+    return "malformed uwsgi vars block"
+
+
 def _bad_value(key: bytes) -> str:
     return f"NUL, CR, LF or a control byte in the value of uwsgi var {key.decode('latin-1')}"
 
@@ -167,63 +223,32 @@ def parse_vars(
 
     Limits of 0 (or less) are unlimited, as in ``H1Connection``.
     """
-    field_size = limit_request_field_size if limit_request_field_size > 0 else 1 << 30
-    headers: list[tuple[bytes, bytes]] = []
-    cgi: dict[bytes, bytes] = {}
-    special = False
-    others = 0
-    pos = 0
-    end = len(block)
-    while pos < end:
-        if pos + 2 > end:
-            raise RemoteProtocolError(f"uwsgi vars block ends inside a key length at byte {pos}")
-        size = block[pos] | block[pos + 1] << 8
-        pos += 2
-        if not size:
-            raise RemoteProtocolError(f"uwsgi var with an empty key at byte {pos - 2}")
-        key = block[pos : pos + size]
-        pos += size
-        if pos + 2 > end:
-            raise RemoteProtocolError(
-                f"uwsgi vars block ends inside the key or value length of {key[:64]!r}"
-            )
-        size = block[pos] | block[pos + 1] << 8
-        pos += 2
-        value = block[pos : pos + size]
-        pos += size
-        if pos > end:
-            raise RemoteProtocolError(
-                f"uwsgi var {key.decode('latin-1')}'s value runs {pos - end} bytes past the vars block"
-            )
-        if len(key) + len(value) > field_size:
-            raise RemoteProtocolError(
-                f"uwsgi var {key.decode('latin-1')} is longer than "
-                f"limit_request_field_size ({limit_request_field_size} bytes)",
-                431,
-            )
-        if key[:5] == b"HTTP_" and len(key) > 5:
-            name = key[5:].translate(_HEADER_NAME)
-            if name in _SPECIAL_HEADERS:
-                special = True
-            headers.append((name, value))
-        else:
-            others += 1
-            cgi[key] = value
-
-    # Every key and value checked in two C-level passes; the culprit is found only on failure.
-    keys = b"".join(cgi) + b"".join(name for name, _ in headers)
-    if keys.translate(None, _KEY_BYTES):
-        for key in (*cgi, *(b"HTTP_" + name for name, _ in headers)):
+    pairs = _split(block)
+    if limit_request_field_size > 0 and len(block) > limit_request_field_size:
+        for key, value in pairs:
+            if len(key) + len(value) > limit_request_field_size:
+                raise RemoteProtocolError(
+                    f"uwsgi var {key.decode('latin-1')} is longer than "
+                    f"limit_request_field_size ({limit_request_field_size} bytes)",
+                    431,
+                )
+    # Every key and every value checked in one C-level pass each; the culprit is
+    # looked for only when one failed.
+    if b"".join(map(_first, pairs)).translate(None, _KEY_BYTES):
+        for key, _ in pairs:
             if key.translate(None, _KEY_BYTES):
                 raise RemoteProtocolError(f"uwsgi var name {key[:64]!r} is not a token")
-    values = b"\t".join(cgi.values()) + b"\t" + b"\t".join(value for _, value in headers)
-    if values.translate(None, FIELD_VALUE_BYTES):
-        for key, value in cgi.items():
+    if b"\t".join(map(_second, pairs)).translate(None, FIELD_VALUE_BYTES):
+        for key, value in pairs:
             if value.translate(None, FIELD_VALUE_BYTES):
                 raise RemoteProtocolError(_bad_value(key))
-        for name, value in headers:
-            if value.translate(None, FIELD_VALUE_BYTES):
-                raise RemoteProtocolError(_bad_value(b"HTTP_" + name.upper().replace(b"-", b"_")))
+    headers = [(k[5:].translate(_HEADER_NAME), v) for k, v in pairs if k[:5] == b"HTTP_"]
+    if headers and not all(map(_first, headers)):
+        raise RemoteProtocolError("uwsgi var HTTP_ names no header")
+    cgi = {k: v for k, v in pairs if k[:5] != b"HTTP_"}
+    others = len(pairs) - len(headers)
+    # A plain substring test: a false hit only costs the careful path.
+    special = b"HTTP_CONTENT_" in block or b"HTTP_TRANSFER_ENCODING" in block
 
     if 0 < limit_request_fields < len(headers):
         raise RemoteProtocolError(
