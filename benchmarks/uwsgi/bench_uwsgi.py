@@ -15,7 +15,7 @@ opens one uwsgi connection per request, as it always does):
 - *identical*: the same small GET again and again.
 
 nginx and wrk share one CPU, the servers the other (taskset). Each cell is the
-best of ``--repeat`` runs; non-2xx responses and socket errors are reported.
+best of ``--repeat`` runs, with the CPU time the server's processes spent\nper request in that run; non-2xx responses and socket errors are reported.
 
     uv run --no-sync python benchmarks/uwsgi/bench_uwsgi.py [--duration 5] [--connections 32]
 """
@@ -202,6 +202,25 @@ class Process:
         self.log.close()
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its descendants."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def run_wrk(port: int, load: str, seconds: float, conns: int, cpu: int | None) -> dict:
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s"]
     if load == "browser":
@@ -289,8 +308,11 @@ def main() -> None:
                     if args.warmup:
                         run_wrk(ports[name], load, args.warmup, args.connections, load_cpu)
                 for _ in range(args.repeat):
-                    for name in backends:
+                    for proc in procs[: len(backends)]:
+                        name = proc.name
+                        cpu = tree_cpu(proc.proc.pid)
                         got = run_wrk(ports[name], load, args.duration, args.connections, load_cpu)
+                        got["cpu_us"] = (tree_cpu(proc.proc.pid) - cpu) / got["requests"] * 1e6
                         best = results.get((name, load))
                         if best is None or got["rps"] > best["rps"]:
                             if best is not None:
@@ -329,8 +351,11 @@ def _versions() -> str:
 
 def _table(results: dict, names: list[str]) -> None:
     print()
-    print("| load | server | req/s | vs uWSGI | vs gunicorn | non-2xx | socket errors |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    print(
+        "| load | server | req/s | vs uWSGI | vs gunicorn | server CPU µs/request "
+        "| non-2xx | socket errors |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for load in ("browser", "identical"):
         for name in names:
             r = results[(name, load)]
@@ -338,7 +363,7 @@ def _table(results: dict, names: list[str]) -> None:
             vs_gunicorn = r["rps"] / results[("gunicorn", load)]["rps"]
             print(
                 f"| {load} | {name} | {r['rps']:,.0f} | {vs_uwsgi:.2f}x | {vs_gunicorn:.2f}x "
-                f"| {r['non2xx']} | {r['errors'] or '-'} |"
+                f"| {r['cpu_us']:.0f} | {r['non2xx']} | {r['errors'] or '-'} |"
             )
 
 
