@@ -341,7 +341,7 @@ def _versions() -> str:
         ("gunicorn", [sys.executable, "-m", "gunicorn", "--version"]),
     ):
         text = subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
-        out.append(f"{name} {text.split()[-1] if text else '?'}")
+        out.append(f"{name} {text.split()[-1].strip('()') if text else '?'}")
     nginx = subprocess.run(
         [shutil.which("nginx") or "/usr/sbin/nginx", "-v"], capture_output=True, text=True
     ).stderr.strip()
