@@ -185,6 +185,24 @@ def _remove_stale_unix_socket(path: str) -> None:
     os.unlink(path)
 
 
+def _warn_if_world_writable(path: str, log: Any) -> None:
+    """gunicorn's rule stands (the socket takes the process umask), but say so when
+    that lets every local user connect: connecting to a Unix socket needs write
+    permission on it, and nothing else stands between them and the application."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & 0o002:
+        log.warning(
+            "Unix socket %s is world-writable (mode %03o): any local user can connect. "
+            "Set --umask (e.g. 0o007 with --group of the proxy) or bind it in a "
+            "directory only the proxy can enter.",
+            path,
+            mode & 0o777,
+        )
+
+
 def _new_socket(family: int, address: Any, cfg: Any, log: Any) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -206,6 +224,7 @@ def _new_socket(family: int, address: Any, cfg: Any, log: Any) -> socket.socket:
             gid = -1 if cfg.group is None else cfg.group
             if (uid, gid) != (-1, -1):
                 os.chown(address, uid, gid)
+            _warn_if_world_writable(address, log)
         sock.listen(cfg.backlog)
     except BaseException:
         sock.close()
