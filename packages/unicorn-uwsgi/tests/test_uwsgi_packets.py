@@ -195,6 +195,11 @@ CASES = [
         Parsed(http_version=b"2"),
     ),
     case(
+        "http-3-client",
+        pack(nginx_vars(b"GET", b"/", protocol=b"HTTP/3.0")),
+        Parsed(http_version=b"3"),
+    ),
+    case(
         "https-on",
         pack(nginx_vars(b"GET", b"/", https=b"on", scheme=b"https")),
         Parsed(origin={"scheme": "https"}),
