@@ -406,7 +406,7 @@ CASES = [
                 *[(b"V%d" % i, b"v") for i in range(63)],
             ]
         ),
-        Refused(431, "more than 64 uwsgi vars"),
+        Refused(431, "more than 64 distinct uwsgi vars"),
     ),
     case(
         "server-protocol-unknown",

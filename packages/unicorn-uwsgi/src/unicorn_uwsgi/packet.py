@@ -33,7 +33,7 @@ Bounds, each refused with a ``RemoteProtocolError`` that names it:
 - the packet head (4 + datasize) is at most ``uwsgi_buffer_size`` (431);
 - ``HTTP_*`` variables count against ``limit_request_fields`` exactly as
   header lines do over HTTP (431); the other variables are at most
-  ``MAX_CGI_VARS`` (nginx's uwsgi_params sends 15, with room for
+  ``MAX_CGI_VARS`` distinct names (nginx's uwsgi_params sends 15, with room for
   ``uwsgi_param`` additions) (431);
 - each variable's key plus value is at most ``limit_request_field_size``
   (431); ``REQUEST_URI`` is at most ``limit_request_line`` (414);
@@ -127,33 +127,37 @@ def pack(
     )
 
 
-def _split(block: bytes) -> list[tuple[bytes, bytes]]:
-    """The (key, value) pairs of a vars block, in order.
+def _split(block: bytes) -> tuple[list[tuple[bytes, bytes]], dict[bytes, bytes]]:
+    """The headers (``HTTP_*`` vars, named as HTTP names them) in order, and the
+    other vars, of a vars block.
 
     The loop trusts the lengths and checks once at the end that they added up
-    to the block; only a block that fails is walked again to say where.
+    to the block (an empty key shows as the key ``b""``); only a block that
+    fails is walked again to say where.
     """
-    pairs = []
-    append = pairs.append
+    headers: list[tuple[bytes, bytes]] = []
+    cgi: dict[bytes, bytes] = {}
+    append = headers.append
     pos = 0
     end = len(block)
     try:
         while pos < end:
             size = block[pos] | block[pos + 1] << 8
-            if not size:
-                break
             pos += 2
             key = block[pos : pos + size]
             pos += size
             size = block[pos] | block[pos + 1] << 8
             pos += 2
-            append((key, block[pos : pos + size]))
+            if key[:5] == b"HTTP_":
+                append((key[5:].translate(_HEADER_NAME), block[pos : pos + size]))
+            else:
+                cgi[key] = block[pos : pos + size]
             pos += size
     except IndexError:
         pos = -1
-    if pos != end:
+    if pos != end or b"" in cgi:
         raise RemoteProtocolError(_explain_split(block))
-    return pairs
+    return headers, cgi
 
 
 def _explain_split(block: bytes) -> str:
@@ -179,8 +183,15 @@ def _explain_split(block: bytes) -> str:
     return "malformed uwsgi vars block"
 
 
+def _var_name(key: bytes) -> str:
+    """A var's name as nginx spelled it (``HTTP_X_FOO``, not the header's ``x-foo``)."""
+    if key[:5] == b"HTTP_":
+        key = b"HTTP_" + key[5:].upper().replace(b"-", b"_")
+    return key[:64].decode("latin-1")
+
+
 def _bad_value(key: bytes) -> str:
-    return f"NUL, CR, LF or a control byte in the value of uwsgi var {key.decode('latin-1')}"
+    return f"NUL, CR, LF or a control byte in the value of uwsgi var {_var_name(key)}"
 
 
 def _port(key: bytes, value: bytes) -> int:
@@ -223,30 +234,30 @@ def parse_vars(
 
     Limits of 0 (or less) are unlimited, as in ``H1Connection``.
     """
-    pairs = _split(block)
+    headers, cgi = _split(block)
     if limit_request_field_size > 0 and len(block) > limit_request_field_size:
-        for key, value in pairs:
+        for key, value in (*cgi.items(), *((b"HTTP_" + n, v) for n, v in headers)):
             if len(key) + len(value) > limit_request_field_size:
                 raise RemoteProtocolError(
-                    f"uwsgi var {key.decode('latin-1')} is longer than "
+                    f"uwsgi var {_var_name(key)} is longer than "
                     f"limit_request_field_size ({limit_request_field_size} bytes)",
                     431,
                 )
-    # Every key and every value checked in one C-level pass each; the culprit is
+    # Every name and every value checked in one C-level pass each; the culprit is
     # looked for only when one failed.
-    if b"".join(map(_first, pairs)).translate(None, _KEY_BYTES):
-        for key, _ in pairs:
+    if (b"".join(cgi) + b"".join(map(_first, headers))).translate(None, _KEY_BYTES):
+        for key in (*cgi, *(b"HTTP_" + n for n, _ in headers)):
             if key.translate(None, _KEY_BYTES):
                 raise RemoteProtocolError(f"uwsgi var name {key[:64]!r} is not a token")
-    if b"\t".join(map(_second, pairs)).translate(None, FIELD_VALUE_BYTES):
-        for key, value in pairs:
+    if (b"\t".join(cgi.values()) + b"\t" + b"\t".join(map(_second, headers))).translate(
+        None, FIELD_VALUE_BYTES
+    ):
+        for key, value in (*cgi.items(), *((b"HTTP_" + n, v) for n, v in headers)):
             if value.translate(None, FIELD_VALUE_BYTES):
                 raise RemoteProtocolError(_bad_value(key))
-    headers = [(k[5:].translate(_HEADER_NAME), v) for k, v in pairs if k[:5] == b"HTTP_"]
     if headers and not all(map(_first, headers)):
         raise RemoteProtocolError("uwsgi var HTTP_ names no header")
-    cgi = {k: v for k, v in pairs if k[:5] != b"HTTP_"}
-    others = len(pairs) - len(headers)
+    others = len(cgi)
     # A plain substring test: a false hit only costs the careful path.
     special = b"HTTP_CONTENT_" in block or b"HTTP_TRANSFER_ENCODING" in block
 
@@ -257,7 +268,7 @@ def parse_vars(
         )
     if others > MAX_CGI_VARS:
         raise RemoteProtocolError(
-            f"more than {MAX_CGI_VARS} uwsgi vars that are not HTTP_* headers", 431
+            f"more than {MAX_CGI_VARS} distinct uwsgi vars that are not HTTP_* headers", 431
         )
 
     method = cgi.get(b"REQUEST_METHOD")
@@ -376,6 +387,10 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
+_ON = frozenset((b"on", b"On", b"ON", b"1"))
+_HTTPS = frozenset((b"https", b"Https", b"HTTPS"))
+
+
 def _origin(cgi: dict[bytes, bytes], headers: list[tuple[bytes, bytes]]) -> Origin:
     """Who asked, as the front end's variables say."""
     addr = cgi.get(b"REMOTE_ADDR")
@@ -394,12 +409,12 @@ def _origin(cgi: dict[bytes, bytes], headers: list[tuple[bytes, bytes]]) -> Orig
                 break
     if name or port:
         server = ((name or b"").decode("latin-1"), _port(b"SERVER_PORT", port or b""))
-    https = cgi.get(b"HTTPS", b"").lower()
+    get = cgi.get
     if (
-        https in (b"on", b"1")
-        or cgi.get(b"REQUEST_SCHEME", b"").lower() == b"https"
-        or cgi.get(b"UWSGI_SCHEME", b"").lower() == b"https"
-        or cgi.get(b"wsgi.url_scheme", b"").lower() == b"https"
+        get(b"HTTPS") in _ON
+        or get(b"REQUEST_SCHEME") in _HTTPS
+        or get(b"UWSGI_SCHEME") in _HTTPS
+        or get(b"wsgi.url_scheme") in _HTTPS
     ):
         scheme = "https"
     else:
