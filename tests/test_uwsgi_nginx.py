@@ -314,15 +314,26 @@ def test_peer_outside_uwsgi_allow_ips_is_closed_with_a_log_line(unicorns, worker
         nginx.stop()
 
 
-def test_nginx_passes_the_error_status_of_a_refused_packet(unicorns, tmp_path):
-    # A request nginx forwards but unicorn refuses (a URI over limit_request_line):
-    # the client sees unicorn's status, and unicorn's log says why.
-    server = unicorns("sync", "--limit-request-line", "64")
+@pytest.mark.parametrize(
+    ("worker", "target", "headers", "status", "cause"),
+    [
+        ("sync", "/" + "a" * 100, {}, 414, "limit_request_line"),
+        ("gthread", "/", {"Cookie": "c=" + "x" * 5000}, 431, "uwsgi_buffer_size"),
+        ("asgi", "/", {"Cookie": "c=" + "x" * 5000}, 431, "uwsgi_buffer_size"),
+    ],
+)
+def test_nginx_passes_the_error_status_of_a_refused_packet(
+    unicorns, tmp_path, worker, target, headers, status, cause
+):
+    # A request nginx forwards but unicorn refuses: the client sees unicorn's status
+    # and reason, unicorn's log says why, and the worker goes on serving.
+    server = unicorns(worker, "--limit-request-line", "64")
     nginx = Nginx(tmp_path, f"unix:{server.socket_path}")
     try:
-        r = httpx.get(nginx.url + "/" + "a" * 100, timeout=10)
+        r = httpx.get(nginx.url + target, headers=headers, timeout=10)
+        assert r.status_code == status
+        assert cause in r.text
+        server.wait_log(cause)
+        assert httpx.get(nginx.url + "/", timeout=10).text == "hello"
     finally:
         nginx.stop()
-    assert r.status_code == 414
-    assert "limit_request_line" in r.text
-    server.wait_log("limit_request_line")
