@@ -9,7 +9,7 @@ VENV := .venv
 RUN := $(UV) run --no-sync
 PACKAGES := http uwsgi core workers asgi dirty
 
-.PHONY: demo test sync lint imports pytest nginx-bin test-isolated test-pythons build bench-parser bench-uwsgi clean
+.PHONY: demo test sync lint imports pytest test-isolated test-pythons build bench-parser bench-uwsgi clean system-tools
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -35,15 +35,23 @@ imports:
 	$(PYTHON) tools/check_imports.py
 	@if [ -f ../shared/tools/check_imports.py ]; then $(PYTHON) ../shared/tools/check_imports.py; fi
 
-pytest: sync nginx-bin
-	$(RUN) pytest -q
+# Real peers some tests drive, from Debian's packages when missing: nginx (uwsgi_pass
+# and proxy_pass), wrk (the chaos test), nghttp2-client (HTTP/2: nghttp, h2load).
+# A failed install is reported, not fatal: the tests that need the tool say so.
+SYSTEM_TOOLS := nginx:nginx wrk:wrk nghttp:nghttp2-client h2load:nghttp2-client
+system-tools:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do tool=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null 2>&1 \
+	      || echo "system-tools: could not install$$missing; the tests that need them will say so"; \
+	  else echo "system-tools: missing$$missing (install them to run every test)"; fi; \
+	fi
 
-# tests/test_uwsgi_nginx.py runs a real nginx in front of unicorn --protocol uwsgi.
-# Debian ships it as nginx-light (bookworm) or nginx (later releases).
-APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
-nginx-bin:
-	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
-	 (apt-get update -qq && ($(APT_INSTALL) nginx-light || $(APT_INSTALL) nginx))
+pytest: sync system-tools
+	$(RUN) pytest -q
 
 # Each package, built as its own wheel, installed in a venv with nothing of
 # ours but itself and its declared dependencies, passes its own tests.
@@ -64,8 +72,7 @@ bench-parser: sync
 	$(RUN) python benchmarks/parser/bench_parser.py
 
 # nginx -> unicorn (uwsgi) vs nginx -> uWSGI vs nginx -> gunicorn (benchmarks/uwsgi); needs wrk.
-bench-uwsgi: sync nginx-bin
-	@command -v wrk >/dev/null || (apt-get update -qq && $(APT_INSTALL) wrk)
+bench-uwsgi: sync system-tools
 	$(RUN) python benchmarks/uwsgi/bench_uwsgi.py
 
 clean:

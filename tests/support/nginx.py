@@ -87,7 +87,7 @@ def nginx_binary() -> str:
         (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
     )
     if found is None:
-        raise RuntimeError("nginx is not installed: `make nginx-bin` installs it")
+        raise RuntimeError("nginx is not installed: `make system-tools` installs it")
     return found
 
 
