@@ -252,6 +252,24 @@ CASES = [
         Parsed(headers=[(b"x-request-id", b"7"), (b"accept-encoding", b"gzip")]),
     ),
     case(
+        # include uwsgi_params (Debian's sends HTTP_HOST $host), then
+        # uwsgi_param HTTP_HOST $http_host: the override wins.
+        "repeated-http-host-the-last-wins",
+        pack(
+            nginx_vars(
+                b"GET",
+                b"/",
+                [(b"Host", b"example.com"), (b"Host", b"example.com:8080"), (b"Accept", b"*/*")],
+            )
+        ),
+        Parsed(headers=[(b"host", b"example.com:8080"), (b"accept", b"*/*")]),
+    ),
+    case(
+        "repeated-other-headers-kept",
+        pack(nginx_vars(b"GET", b"/", [*HOST, (b"Cookie", b"a=1"), (b"Cookie", b"b=2")])),
+        Parsed(headers=[(b"host", b"example.com"), (b"cookie", b"a=1"), (b"cookie", b"b=2")]),
+    ),
+    case(
         "empty-header-value-kept",
         pack([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/"), (b"HTTP_X_EMPTY", b"")]),
         Parsed(headers=[(b"x-empty", b"")]),

@@ -21,7 +21,7 @@ built by the same code for both protocols:
   request target, still percent-encoded), path its path part, query
   ``QUERY_STRING`` when given, else the target's query;
 - headers from the ``HTTP_*`` variables (``HTTP_X_FOO`` -> ``x-foo``), in
-  order. The body's framing is ``CONTENT_LENGTH``: it overrides an
+  order; of a repeated ``HTTP_HOST`` (a ``uwsgi_param`` override) the last. The body's framing is ``CONTENT_LENGTH``: it overrides an
   ``HTTP_CONTENT_LENGTH`` that disagrees, ``Transfer-Encoding`` is dropped
   (nginx decoded a chunked upload and sends its length), and ``CONTENT_TYPE``
   stands for a missing ``Content-Type`` header;
@@ -258,6 +258,8 @@ def parse_vars(
     if headers and not all(map(_first, headers)):
         raise RemoteProtocolError("uwsgi var HTTP_ names no header")
     others = len(cgi)
+    if block.count(b"\t\x00HTTP_HOST") > 1:
+        headers = _last_host(headers)
     # A plain substring test: a false hit only costs the careful path.
     special = b"HTTP_CONTENT_" in block or b"HTTP_TRANSFER_ENCODING" in block
 
@@ -336,6 +338,18 @@ def parse_vars(
         False,
     )
     return request, _origin(cgi, headers)
+
+
+def _last_host(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers with only the last ``host``.
+
+    A repeated ``HTTP_HOST`` is a ``uwsgi_param HTTP_HOST ...`` written after
+    ``include uwsgi_params`` (whose Debian copy sends one already): the later
+    one is the configuration's choice, as uWSGI reads it. A client cannot send
+    two: nginx refuses a request with two Host headers.
+    """
+    last = max(i for i, (name, _) in enumerate(headers) if name == b"host")
+    return [h for i, h in enumerate(headers) if h[0] != b"host" or i == last]
 
 
 def _framed_headers(
