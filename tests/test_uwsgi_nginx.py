@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -237,6 +238,26 @@ def test_environ_is_the_same_over_http_and_over_uwsgi(unicorns, worker, tmp_path
         for hop in ("HTTP_CONNECTION", "HTTP_HOST"):
             env["headers"].pop(hop, None)
     assert over_uwsgi == over_http
+
+
+@pytest.mark.parametrize("worker", WORKERS)
+def test_https_at_nginx_is_the_scheme_the_application_sees(unicorns, worker, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    server = unicorns(worker)
+    nginx = Nginx(tmp_path, f"unix:{server.socket_path}", tls=(cert, key))
+    try:
+        over_tls = httpx.get(nginx.tls_url + "/environ", verify=False, timeout=10).json()
+        plain = httpx.get(nginx.url + "/environ", timeout=10).json()
+    finally:
+        nginx.stop()
+    assert over_tls["wsgi.url_scheme"] == "https"
+    assert plain["wsgi.url_scheme"] == "http"
 
 
 # --- refusals -------------------------------------------------------------------------

@@ -7,7 +7,9 @@ it leaves nothing behind. It listens on two ephemeral ports:
 
 - ``url``: ``uwsgi_pass`` with nginx's defaults (request and response buffered);
 - ``stream_url``: ``uwsgi_buffering off`` and ``uwsgi_request_buffering off``
-  (streamed responses reach the client as written, uploads the server as sent).
+  (streamed responses reach the client as written, uploads the server as sent);
+- ``tls_url`` with ``tls=(certificate, key)``: TLS to the client, so nginx
+  sends ``HTTPS on``.
 
 ``UwsgiUnicorn`` is ``tests/support/unicorn_server.Unicorn`` with ``--protocol
 uwsgi``: it binds TCP (``addr``, for raw packets) and a Unix socket
@@ -78,7 +80,20 @@ http {{
             uwsgi_request_buffering off;
         }}
     }}
+{tls_server}
 }}
+"""
+_TLS_SERVER = """
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name localhost;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{
+            include {params};
+            uwsgi_pass unicorn;
+        }}
+    }}
 """
 
 
@@ -100,7 +115,7 @@ def _free_port() -> int:
 class Nginx:
     """nginx in the foreground with its own prefix, passing to ``upstream`` by uwsgi."""
 
-    def __init__(self, tmp: Path, upstream: str) -> None:
+    def __init__(self, tmp: Path, upstream: str, tls: tuple[Path, Path] | None = None) -> None:
         self.prefix = tmp / f"nginx-{time.monotonic_ns()}"
         self.prefix.mkdir()
         system = Path("/etc/nginx/uwsgi_params")
@@ -108,6 +123,12 @@ class Nginx:
         params.write_text(system.read_text() if system.exists() else _UWSGI_PARAMS)
         for attempt in range(5):
             self.port, self.stream_port = _free_port(), _free_port()
+            self.tls_port = _free_port() if tls else None
+            tls_server = ""
+            if tls:
+                tls_server = _TLS_SERVER.format(
+                    port=self.tls_port, cert=tls[0], key=tls[1], params=params
+                )
             conf = self.prefix / "nginx.conf"
             conf.write_text(
                 _CONFIG.format(
@@ -116,6 +137,7 @@ class Nginx:
                     port=self.port,
                     stream_port=self.stream_port,
                     params=params,
+                    tls_server=tls_server,
                 )
             )
             self.proc = subprocess.Popen(
@@ -140,13 +162,16 @@ class Nginx:
                     raise
         self.url = f"http://127.0.0.1:{self.port}"
         self.stream_url = f"http://127.0.0.1:{self.stream_port}"
+        self.tls_url = f"https://127.0.0.1:{self.tls_port}" if tls else None
 
     def _listening(self) -> bool:
         if self.proc.poll() is not None:
             if "Address already in use" in self.log():
                 raise _PortTaken
             raise AssertionError(f"nginx exited with {self.proc.returncode}:\n{self.log()}")
-        for port in (self.port, self.stream_port):
+        for port in (self.port, self.stream_port, self.tls_port):
+            if port is None:
+                continue
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
             except OSError:
