@@ -265,6 +265,18 @@ CASES = [
         Parsed(headers=[(b"host", b"example.com:8080"), (b"accept", b"*/*")]),
     ),
     case(
+        "values-that-read-http-host-are-only-values",
+        pack(
+            [
+                (b"REQUEST_METHOD", b"GET"),
+                (b"REQUEST_URI", b"/"),
+                (b"HTTP_X_A", b"HTTP_HOST"),
+                (b"HTTP_X_B", b"HTTP_HOST"),
+            ]
+        ),
+        Parsed(headers=[(b"x-a", b"HTTP_HOST"), (b"x-b", b"HTTP_HOST")]),
+    ),
+    case(
         "repeated-other-headers-kept",
         pack(nginx_vars(b"GET", b"/", [*HOST, (b"Cookie", b"a=1"), (b"Cookie", b"b=2")])),
         Parsed(headers=[(b"host", b"example.com"), (b"cookie", b"a=1"), (b"cookie", b"b=2")]),

@@ -348,7 +348,8 @@ def _last_host(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     one is the configuration's choice, as uWSGI reads it. A client cannot send
     two: nginx refuses a request with two Host headers.
     """
-    last = max(i for i, (name, _) in enumerate(headers) if name == b"host")
+    # (the caller's byte count may also have matched a value that reads HTTP_HOST)
+    last = max((i for i, (name, _) in enumerate(headers) if name == b"host"), default=-1)
     return [h for i, h in enumerate(headers) if h[0] != b"host" or i == last]
 
 
