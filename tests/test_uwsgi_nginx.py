@@ -359,3 +359,16 @@ def test_nginx_passes_the_error_status_of_a_refused_packet(
         assert httpx.get(nginx.url + "/", timeout=10).text == "hello"
     finally:
         nginx.stop()
+
+
+@pytest.mark.parametrize("worker", ["sync", "asgi"])
+def test_uwsgi_buffer_size_lets_large_cookies_through(unicorns, tmp_path, worker):
+    server = unicorns(worker, "--uwsgi-buffer-size", "16384")
+    nginx = Nginx(tmp_path, f"unix:{server.socket_path}")
+    cookie = "c=" + "x" * 5000
+    try:
+        r = httpx.get(nginx.url + "/environ", headers={"Cookie": cookie}, timeout=10)
+    finally:
+        nginx.stop()
+    assert r.status_code == 200
+    assert r.json()["headers"]["HTTP_COOKIE"] == cookie
