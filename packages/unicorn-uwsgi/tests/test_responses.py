@@ -124,9 +124,9 @@ def test_error_before_any_head_is_an_http_response():
     assert type(conn.next_event()) is ConnectionClosed
 
 
-def test_keep_alive_can_only_be_switched_off():
+def test_keep_alive_switched_off_by_the_worker_still_closes():
     conn = connection()
-    assert conn.keep_alive is True  # not yet refused by the worker
+    assert conn.keep_alive is True  # until the worker says otherwise
     conn.keep_alive = False
     conn.respond(200, [], b"ok")
     assert conn.our_state is MUST_CLOSE
