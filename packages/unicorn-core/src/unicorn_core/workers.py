@@ -36,8 +36,9 @@ import traceback
 from typing import Any
 
 from unicorn_core.errors import AppImportError, ConfigError
-from unicorn_core.heartbeat import Heartbeat
+from unicorn_core.heartbeat import SERVED, Heartbeat
 from unicorn_core.hooks import is_default_hook
+from unicorn_core.metrics import instrument
 from unicorn_core.process import drop_privileges, set_parent_death_signal, set_process_title
 from unicorn_core.settings import Setting, import_object
 from unicorn_core.tls import make_ssl_context, wrap_socket
@@ -188,6 +189,10 @@ class Worker:
         self.stop_requested: float | None = None
         #: monotonic time of the fork, set by the master
         self.spawned_at = 0.0
+        #: why the master stopped this worker (metrics: exits by cause), "" if it did not
+        self.stop_cause = ""
+        #: monotonic time max_worker_lifetime retires it at (0: never), set by the master
+        self.retire_at = 0.0
         self.nr = 0
         self._request_count = itertools.count(1)
         jitter = random.randint(0, cfg.max_requests_jitter) if cfg.max_requests_jitter else 0
@@ -236,7 +241,9 @@ class Worker:
         # next() on a count is atomic under the GIL, unlike += on an attribute:
         # the gthread worker calls this from many threads at once.
         self.nr = count = next(self._request_count)
+        self.heartbeat.counts[SERVED] = count
         if count >= self.max_requests and self.alive:
+            self.heartbeat.set_exit_cause("max_requests")
             self.log.info("Autorestarting worker after current request.")
             self.alive = False
             self.wakeup()
@@ -302,6 +309,7 @@ class Worker:
         if self.reloader is not None:
             self.reloader.start()
         self.cfg.post_worker_init(self)
+        instrument(self)
         self.booted = True
         self.notify()
         self.run()
@@ -363,6 +371,7 @@ class Worker:
     def on_source_change(self, path: str) -> None:
         """The reloader saw ``path`` change: stop so the arbiter starts a fresh worker."""
         self.log.info("Worker reloading: %s modified", path)
+        self.heartbeat.set_exit_cause("reloader")
         self.alive = False
         self.wakeup()
         os.kill(os.getpid(), signal.SIGTERM)
