@@ -73,7 +73,7 @@ SETTINGS = (
         cli=("--control-socket-mode",),
         type=_mode,
         meta="MODE",
-        default=0o600,
+        default="0600",
         doc="The control socket's file mode, in octal (`0600`: only the owner "
         "may connect; `0660` lets the group in too).",
     ),
@@ -334,7 +334,7 @@ class ControlSocket:
         from unicorn_core.master_io import OneShotServer
 
         try:
-            sock, self.inode = bind_control(self.path, self.arbiter.cfg.control_socket_mode)
+            sock, self.inode = bind_control(self.path, _mode(self.arbiter.cfg.control_socket_mode))
         except SocketInUse:
             if not self._warned:
                 self.arbiter.log.warning(
