@@ -220,6 +220,8 @@ class Commands:
             in_flight = beat.in_flight()
             if worker.stop_requested is not None:
                 state = "stopping"
+            elif in_flight is None:
+                state = "running"  # the worker does not count requests begun
             else:
                 state = "busy" if in_flight else "idle"
             out.append(
@@ -247,7 +249,7 @@ class Commands:
             "workers": len(arbiter.workers),
             "workers_target": arbiter.num_workers,
             "requests": totals.counts[0] + sum(w.heartbeat.served() for w in live),
-            "in_flight": sum(w.heartbeat.in_flight() for w in live),
+            "in_flight": sum(w.heartbeat.in_flight() or 0 for w in live),
             "worker_starts": totals.worker_starts,
             "worker_exits": dict(totals.worker_exits),
             "listeners": [str(lis) for lis in arbiter.listeners],

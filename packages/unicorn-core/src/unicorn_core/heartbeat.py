@@ -34,6 +34,7 @@ SERVED = 0  # requests finished (``Worker.handled_request``)
 STARTED = 1  # requests begun (the pre_request edge); STARTED - SERVED are in flight
 EXIT_CAUSE = 2  # why the worker is stopping by itself (an index of EXIT_CAUSES), 0: not
 SUM_SLOT = 3  # a float: the sum of request durations in seconds (the 'd' view)
+COUNTS_STARTS = 4  # 1 once the worker counts requests begun (else busy/idle is unknown)
 FIRST_METRIC = 8  # where unicorn_core.metrics lays out its slots
 #: the worker's own reasons to stop (the master knows its own)
 EXIT_CAUSES = ("", "max_requests", "reloader")
@@ -83,8 +84,11 @@ class Heartbeat:
     def served(self) -> int:
         return self.counts[SERVED]
 
-    def in_flight(self) -> int:
-        """Requests begun and not finished (0 when the worker has no pre_request edge)."""
+    def in_flight(self) -> int | None:
+        """Requests begun and not finished; None when the worker does not count
+        requests begun (see unicorn_core.metrics)."""
+        if not self.counts[COUNTS_STARTS]:
+            return None
         return max(0, self.counts[STARTED] - self.counts[SERVED])
 
     def set_exit_cause(self, cause: str) -> None:

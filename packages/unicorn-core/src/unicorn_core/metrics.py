@@ -17,14 +17,23 @@ read and merge every file a dead process left. Measured in the ASGI worker
 request; ours is a few percent of a hello-world request. The text format is
 the same, so nothing downstream can tell.
 
-What a worker records goes through the two edges every worker already has:
+A worker records requests in one of two ways. A worker class with
+``counts_requests = True`` calls ``Worker.request_started()`` when a request
+head is parsed and ``Worker.request_finished(method, status, seconds)`` when
+its response is done: two direct calls. For the others, with ``metrics_bind``
+set, :func:`instrument` uses the two edges every worker already has:
 
-* ``pre_request`` (requests begun: in flight = begun - served), wrapped by
-  :func:`instrument` whether or not the user set a hook;
+* ``pre_request`` (requests begun: in flight = begun - served), wrapped
+  whether or not the user set a hook;
 * ``log.access(...)`` (method, status, duration), which workers call when
   ``log.access_enabled`` or ``log.statsd`` is set; :class:`MeteredLog` stands
   in for the worker's logger and sets both as they were, plus a no-op statsd
   when there was none, so the workers call it for every request.
+
+The edges cost more than the slots themselves: the worker builds a hook
+request object and the access-log arguments for every request. Without
+``metrics_bind`` nothing is installed and a request pays one slot store
+(requests served, in ``handled_request``).
 """
 
 from __future__ import annotations
@@ -32,11 +41,11 @@ from __future__ import annotations
 import os
 import socket
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from unicorn_core.errors import ConfigError
-from unicorn_core.heartbeat import FIRST_METRIC, STARTED, SUM_SLOT, Heartbeat
+from unicorn_core.heartbeat import COUNTS_STARTS, FIRST_METRIC, STARTED, SUM_SLOT, Heartbeat
 from unicorn_core.settings import Setting
 
 SECTION = "Metrics"
@@ -94,47 +103,78 @@ class _NoStatsd:
         pass
 
 
+def make_recorder(heartbeat: Heartbeat) -> Callable[[str, int, float], None]:
+    """``record(method, status, seconds)``: one finished request into the worker's slots."""
+    counts = heartbeat.counts
+    floats = heartbeat.floats
+    method_base = _METHOD_BASE.get
+
+    def record(
+        method: str,
+        status: int,
+        seconds: float,
+        _other: int = _OTHER_BASE,
+        _hist: int = _HIST,
+        _bounds: tuple[float, ...] = BUCKETS,
+        _sum: int = SUM_SLOT,
+    ) -> None:
+        counts[method_base(method, _other) + (status - 100 if 100 <= status < 600 else 500)] += 1
+        counts[_hist + bisect_left(_bounds, seconds)] += 1
+        floats[_sum] += seconds
+
+    return record
+
+
 class MeteredLog:
-    """The worker's logger with every ``access()`` counted first."""
+    """The worker's logger with every ``access()`` counted first (the edge for
+    workers that do not call ``Worker.request_finished`` themselves)."""
 
     def __init__(self, log: Any, heartbeat: Heartbeat) -> None:
         self._log = log
-        self._counts = heartbeat.counts
-        self._floats = heartbeat.floats
-        self._inner = log.access if (log.access_enabled or log.statsd is not None) else None
         self.access_enabled = log.access_enabled
         self.statsd = log.statsd if log.statsd is not None else _NoStatsd()
+        record = make_recorder(heartbeat)
+        inner = log.access if (log.access_enabled or log.statsd is not None) else None
+
+        if inner is None:
+
+            def access(
+                remote: Any, method: str, target: Any, version: Any, status: int,
+                length: Any, request_time: float, *args: Any, **kwargs: Any,
+            ) -> None:  # fmt: skip
+                record(method, status, request_time)
+
+        else:
+
+            def access(
+                remote: Any, method: str, target: Any, version: Any, status: int,
+                length: Any, request_time: float, *args: Any, **kwargs: Any,
+            ) -> None:  # fmt: skip
+                record(method, status, request_time)
+                inner(remote, method, target, version, status, length, request_time,
+                      *args, **kwargs)  # fmt: skip
+
+        self.access = access
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)
 
-    def access(
-        self,
-        remote: Any,
-        method: str,
-        target: Any,
-        version: Any,
-        status: int,
-        length: Any,
-        request_time: float,
-        *args: Any,
-        **kwargs: Any,
-    ) -> None:
-        counts = self._counts
-        base = _METHOD_BASE.get(method, _OTHER_BASE)
-        counts[base + (status - 100 if 100 <= status < 600 else 500)] += 1
-        counts[_HIST + bisect_left(BUCKETS, request_time)] += 1
-        self._floats[SUM_SLOT] += request_time
-        if self._inner is not None:
-            self._inner(
-                remote, method, target, version, status, length, request_time, *args, **kwargs
-            )
-
 
 def instrument(worker: Any) -> None:
-    """In the worker, before ``run()``: count requests begun (always: unicornc
-    shows busy or idle) and, with ``metrics_bind``, requests by method and status."""
+    """In the worker, before ``run()``, with ``metrics_bind`` set: record every
+    request. A worker class with ``counts_requests = True`` calls
+    ``request_started()`` and ``request_finished()`` itself (cheapest); for the
+    others the pre_request edge and the access-log edge do it."""
     counts = worker.heartbeat.counts
+    if worker.counts_requests:
+        counts[COUNTS_STARTS] = 1
+    if not worker.cfg.metrics_bind:
+        return
+    record = make_recorder(worker.heartbeat)
+    if worker.counts_requests:
+        worker.request_finished = record
+        return
+    counts[COUNTS_STARTS] = 1
     user_hook = worker.pre_request_hook
 
     if user_hook is None:
@@ -149,8 +189,7 @@ def instrument(worker: Any) -> None:
             user_hook(worker, req)
 
     worker.pre_request_hook = request_started
-    if worker.cfg.metrics_bind:
-        worker.log = MeteredLog(worker.log, worker.heartbeat)
+    worker.log = MeteredLog(worker.log, worker.heartbeat)
 
 
 # --- the master side -----------------------------------------------------------------
@@ -259,7 +298,7 @@ def render(arbiter: Any, totals: Totals) -> str:
     out.sample("unicorn_request_duration_seconds_count", running)
 
     out.family("unicorn_requests_in_flight", "gauge", "Requests begun and not finished.")
-    out.sample("unicorn_requests_in_flight", sum(p.in_flight() for p in pages if not p.closed))
+    out.sample("unicorn_requests_in_flight", sum(p.in_flight() or 0 for p in pages if not p.closed))
 
     out.family("unicorn_workers", "gauge", "HTTP worker processes running.")
     out.sample("unicorn_workers", len(workers))

@@ -14,6 +14,9 @@ What ``run()`` must do (also in the package README, "Writing a worker"):
 * include ``self.wakeup_fd`` in its select/poll set (or asyncio reader): a
   byte arrives there when the worker should re-check ``self.alive``;
 * call ``self.handled_request()`` after each request (max_requests);
+* with ``counts_requests = True``: call ``self.request_started()`` when a
+  request head is parsed and ``self.request_finished(method, status,
+  seconds)`` when its response is done (unicornc's busy/idle, /metrics);
 * call ``self.log.access(...)`` per request when ``self.log.access_enabled``,
   and ``self.pre_request_hook``/``self.post_request_hook`` when not None;
 * stop accepting when ``self.alive`` turns false, finish in-flight requests
@@ -36,7 +39,7 @@ import traceback
 from typing import Any
 
 from unicorn_core.errors import AppImportError, ConfigError
-from unicorn_core.heartbeat import SERVED, Heartbeat
+from unicorn_core.heartbeat import SERVED, STARTED, Heartbeat
 from unicorn_core.hooks import is_default_hook
 from unicorn_core.metrics import instrument
 from unicorn_core.process import drop_privileges, set_parent_death_signal, set_process_title
@@ -247,6 +250,18 @@ class Worker:
             self.log.info("Autorestarting worker after current request.")
             self.alive = False
             self.wakeup()
+
+    #: True for a worker class that calls request_started()/request_finished()
+    #: itself; the others are counted through the pre_request and access edges
+    counts_requests = False
+
+    def request_started(self) -> None:
+        """A request head was parsed (busy/idle, in-flight requests): one slot add."""
+        self.heartbeat.counts[STARTED] += 1
+
+    def request_finished(self, method: str, status: int, seconds: float) -> None:
+        """A response is done. Replaced by the metrics recorder when
+        ``metrics_bind`` is set; otherwise does nothing."""
 
     def is_parent_alive(self) -> bool:
         """False once the master that forked us is gone (then exit)."""
