@@ -101,10 +101,12 @@ class Operations:
         arbiter = self.arbiter
         if not arbiter.running:
             return
-        for pid, cause, detail in self.recycler.due(arbiter.workers):
+        due = self.recycler.due(arbiter.workers)
+        for pid, cause, detail in due:
             arbiter.log.info("Replacing worker (pid:%s): %s (%s)", pid, cause, detail)
             arbiter.kill_worker(pid, signal.SIGTERM, cause=cause)
-        arbiter.manage_workers()
+        if due:
+            arbiter.manage_workers()  # the successors start now
 
     # --- workers ----------------------------------------------------------------------
 
