@@ -29,9 +29,11 @@ lint: sync
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 
+# The design's import rules, kept in the repository (tools/check_imports.py), and
+# the shared copy beside the checkout when there is one.
 imports:
-	@if [ -f ../shared/tools/check_imports.py ]; then $(PYTHON) ../shared/tools/check_imports.py; \
-	 else echo "imports: ../shared/tools/check_imports.py not found, skipped"; fi
+	$(PYTHON) tools/check_imports.py
+	@if [ -f ../shared/tools/check_imports.py ]; then $(PYTHON) ../shared/tools/check_imports.py; fi
 
 pytest: sync
 	$(RUN) pytest -q

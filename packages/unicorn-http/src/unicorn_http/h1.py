@@ -360,6 +360,9 @@ class H1Connection:
         else:
             self._eof = True
 
+    #: HTTP/1.1 names no client of its own: the socket (or a PROXY header) does
+    origin = None
+
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """Bytes received past the end of what was parsed (after a protocol switch), and EOF."""
@@ -433,7 +436,16 @@ class H1Connection:
             self._buf = b""
             self._pos = 0
         self._scan = 0
-        req = self._parse_head(head)
+        return self.start_request(self._parse_head(head))
+
+    def start_request(self, req: Request) -> Request:
+        """Take ``req`` as the request being read; its body follows in this
+        connection's input, framed as ``req`` says (chunked, Content-Length, none).
+
+        ``next_event`` calls it for each head it parses. A protocol that reads
+        heads of its own (uwsgi's variables block) calls it to reuse this
+        connection's body readers and response serializer for the rest.
+        """
         self.request = req
         self.their_state = SEND_BODY
         self._sent_continue = False

@@ -333,6 +333,10 @@ class ThreadedServer:
                     self._resume_after_close()
                     continue
             conn = ClientConnection(client, peer, config, is_ssl=is_ssl, server=server)
+            if not conn.admitted:
+                conn.close()
+                self._resume_after_close()
+                continue
             fd = client.fileno()
             with self.lock:
                 self.conns[fd] = conn
@@ -404,7 +408,7 @@ class ThreadedServer:
             if req is None:
                 break
             if not control.alive:
-                conn.h1.keep_alive = False
+                conn.wire.keep_alive = False
             conn.handle(req)  # type: ignore[arg-type]
             control.handled_request()
             if conn.must_close:

@@ -116,6 +116,9 @@ class SyncServer:
                 client.close()
                 return
         conn = ClientConnection(client, peer, config, is_ssl=is_ssl, server=server)
+        if not conn.admitted:
+            conn.close()
+            return
         try:
             while True:
                 req = conn.next_request()
