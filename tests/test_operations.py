@@ -63,9 +63,10 @@ def delta(after, before, name, labels=""):
     return after.get((name, labels), 0) - before.get((name, labels), 0)
 
 
-def test_scrape_adds_up_over_two_workers(tmp_path):
+@pytest.mark.parametrize(("worker", "app"), [("sync", "ops_app:app"), ("asgi", "ops_app:asgi_app")])
+def test_scrape_adds_up_over_two_workers(tmp_path, worker, app):
     server = Unicorn(
-        tmp_path, "ops_app:app", "-k", "sync", "-w", "2", "--metrics-bind", "127.0.0.1:0",
+        tmp_path, app, "-k", worker, "-w", "2", "--metrics-bind", "127.0.0.1:0",
         "--control-socket-disable",
     )  # fmt: skip
     try:

@@ -20,3 +20,24 @@ def app(environ, start_response):
     body = f"{os.getpid()}".encode()
     start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+async def asgi_app(scope, receive, send):
+    """The same routes for the asgi worker (without /grow)."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    path = scope["path"]
+    status = 200
+    if path == "/slow":
+        import asyncio
+
+        await asyncio.sleep(0.02)
+    elif path == "/missing":
+        status = 404
+    body = f"{os.getpid()}".encode()
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
