@@ -80,7 +80,7 @@ SETTINGS = (
     Setting(
         name="control_socket_disable",
         section=SECTION,
-        cli=("--control-socket-disable",),
+        cli=("--no-control-socket", "--control-socket-disable"),
         type="bool",
         default=False,
         doc="Run without a control socket.",
