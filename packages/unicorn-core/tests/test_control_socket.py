@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -154,4 +155,32 @@ def test_public_directory_is_refused(tmp_path):
         assert server.wait_exit() != 0
         assert "writable by everyone" in server.log()
     finally:
+        server.stop()
+
+
+def test_usr2_upgrade_hands_the_socket_to_the_new_master(tmp_path, ctl):
+    pidfile = tmp_path / "unicorn.pid"
+    server = Server(tmp_path, "--control-socket", str(ctl), "-p", str(pidfile)).ready()
+    new_master = 0
+    try:
+        server.signal(signal.SIGUSR2)
+        second = tmp_path / "unicorn.pid.2"
+        new_master = int(wait_for(lambda: second.exists() and second.read_text().strip(), 10))
+        server.wait_workers(1, pid=new_master)
+        # both run: the old master keeps its socket, the new one waits for it
+        assert result(ctl, "show", "stats")["pid"] == server.pid
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit() == 0
+        wait_for(
+            lambda: ctl.exists() and unicornc(ctl, "show", "stats").returncode == 0,
+            15,
+            "the new master's socket",
+        )
+        assert result(ctl, "show", "stats")["pid"] == new_master
+    finally:
+        if new_master:
+            try:
+                os.kill(new_master, signal.SIGQUIT)
+            except ProcessLookupError:
+                pass
         server.stop()

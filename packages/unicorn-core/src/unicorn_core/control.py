@@ -307,7 +307,7 @@ class CommandError(Exception):
 class ControlSocket:
     """Binds the socket (retrying while another server holds it) and answers."""
 
-    RETRY_EVERY = 5.0
+    RETRY_EVERY = 2.0
 
     def __init__(self, arbiter: Any) -> None:
         self.arbiter = arbiter
