@@ -196,6 +196,35 @@ SETTINGS = (
         "comma-separated addresses or networks, or `*`.",
     ),
     Setting(
+        name="client_header_timeout",
+        section=SECTION,
+        cli=("--client-header-timeout",),
+        type="float",
+        meta="SECONDS",
+        default=20.0,
+        doc="The longest a client may take to send a complete request head, counted "
+        "from the connection's start or from the end of the previous response. A "
+        "head still incomplete then is answered with 408 and the connection closed, "
+        "however steadily its bytes trickle in (slowloris). It also bounds the wait "
+        "for the first request of a new connection, which `keepalive` does not. "
+        "0 lifts the limit.",
+    ),
+    Setting(
+        name="client_body_timeout",
+        section=SECTION,
+        cli=("--client-body-timeout",),
+        type="float",
+        meta="SECONDS",
+        default=30.0,
+        doc="How long a request body may take to arrive beyond what its size "
+        "explains: the body must be complete within this many seconds plus one "
+        "second for every KiB received (a client sending slower than 1 KiB/s on "
+        "average is cut off after about this long). A body that misses it is "
+        "answered with 408 (or the connection closed when the response has "
+        "begun), so slow uploads hold a thread of the `gthread` and `sync` workers "
+        "for a bounded time. 0 lifts the limit.",
+    ),
+    Setting(
         name="forwarder_headers",
         section=SECTION,
         cli=("--forwarder-headers",),

@@ -40,6 +40,7 @@ from .events import Headers, Request
 from .proxy_protocol import parse_proxy_header
 
 __all__ = [
+    "CONNECT_REFUSED",
     "METHOD_NAMES",
     "PROTOCOL_NAMES",
     "ConnectionEdge",
@@ -254,6 +255,12 @@ class ConnectionEdge:
             return self.conn.send_error(exc)
         except LocalProtocolError:
             return b""
+
+
+#: what a server that runs applications answers to CONNECT: it opens no tunnels
+CONNECT_REFUSED = RemoteProtocolError(
+    "CONNECT (a tunnel) is not supported by this server (RFC 9110 section 9.3.6)", 501
+)
 
 
 class RequestInfo:
