@@ -215,3 +215,52 @@ def test_max_worker_lifetime_replaces_a_worker(tmp_path):
         assert f"Replacing worker (pid:{first}): max_worker_lifetime" in server.log()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("worker", "app"), [("gthread", "timeout_apps:wsgi"), ("asgi", "timeout_apps:asgi")]
+)
+def test_a_request_past_timeout_replaces_its_worker_gracefully(tmp_path, worker, app):
+    """gunicorn's long-open request: a per-request timeout for threaded and async
+    workers. The stuck request is logged with its request line; the worker is
+    replaced; the other requests, and the stuck one itself, still complete."""
+    import http.client
+    import threading
+
+    from tests.support.unicorn_server import Unicorn as Server
+    from tests.support.unicorn_server import wait_for as poll
+
+    srv = Server(
+        tmp_path, app, "-k", worker, "--timeout", "2", "--threads", "4", "--graceful-timeout", "10"
+    )
+    try:
+        result = {}
+
+        def stuck():
+            conn = http.client.HTTPConnection(srv.host, srv.port, timeout=20)
+            conn.request("GET", "/stuck")
+            result["stuck"] = conn.getresponse().read()
+
+        t = threading.Thread(target=stuck)
+        t.start()
+        booted = srv.log().count("Booting worker")
+        failures = []
+        deadline = time.monotonic() + 15
+        while "past timeout" not in srv.log() or srv.log().count("Booting worker") <= booted:
+            conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+            try:
+                conn.request("GET", "/")
+                if conn.getresponse().read() != b"done":
+                    failures.append("bad body")
+            except OSError as exc:
+                failures.append(repr(exc))
+            finally:
+                conn.close()
+            assert time.monotonic() < deadline, srv.log()
+        t.join(20)
+        assert result.get("stuck") == b"done", srv.log()
+        assert failures == []
+        assert "Request GET /stuck has run" in srv.log()
+        poll(lambda: srv.log().count("Booting worker") > booted, 10, "the replacement")
+    finally:
+        srv.stop()

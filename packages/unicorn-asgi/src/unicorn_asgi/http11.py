@@ -212,6 +212,17 @@ class ASGIConfig:
         #: the application answers (101 is refused in http.response.start).
         self.upgrades: dict[bytes, Callable[[H1Protocol, Request], bool]] = {}
 
+    def running_cycles(self) -> list[RequestCycle]:
+        """The requests being answered now, on every connection (HTTP/2: every stream)."""
+        found = []
+        for proto in self.connections:
+            streams = getattr(proto, "streams", None)
+            if streams is not None:
+                found.extend(s.cycle for s in streams.values() if s.cycle is not None)
+            elif type(proto.cycle) is RequestCycle:
+                found.append(proto.cycle)
+        return found
+
 
 # --- the request ------------------------------------------------------------------------
 
@@ -227,6 +238,7 @@ class RequestCycle:
         "disconnected",
         "expect_continue",
         "head",
+        "overdue",
         "pending",
         "proto",
         "req",
@@ -267,6 +279,8 @@ class RequestCycle:
         self.trailers = False
         self.task: asyncio.Task | None = None
         self.started_at = 0.0
+        #: reported as running past ``timeout``
+        self.overdue = False
 
     # -- the application ----------------------------------------------------------------
 
@@ -955,8 +969,7 @@ class H1Protocol(asyncio.Protocol):
             self.conn.next_event()  # the EndOfMessage of a request without a body
             cycle = RequestCycle(self, req, scope, True)
         self.cycle = cycle
-        if config.access is not None or config.counting:
-            cycle.started_at = time.monotonic()
+        cycle.started_at = time.monotonic()
         if config.counting:
             config.worker.request_started()
         if config.pre_request is not None:

@@ -420,8 +420,7 @@ class H2Session(asyncio.Protocol):
                     scope["root_path"] = found.script_name
         cycle = RequestCycle(stream, req, scope)  # type: ignore[arg-type]
         stream.cycle = cycle
-        if config.access is not None or config.counting:
-            cycle.started_at = time.monotonic()
+        cycle.started_at = time.monotonic()
         if config.counting:
             config.worker.request_started()
         if config.pre_request is not None:

@@ -37,7 +37,7 @@ SUM_SLOT = 3  # a float: the sum of request durations in seconds (the 'd' view)
 COUNTS_STARTS = 4  # 1 once the worker counts requests begun (else busy/idle is unknown)
 FIRST_METRIC = 8  # where unicorn_core.metrics lays out its slots
 #: the worker's own reasons to stop (the master knows its own)
-EXIT_CAUSES = ("", "max_requests", "reloader")
+EXIT_CAUSES = ("", "max_requests", "reloader", "request_timeout")
 #: pages of counters behind the heartbeat page; anonymous pages cost memory
 #: only once written, so the unused part of the area is free
 COUNTER_BYTES = 16 * mmap.PAGESIZE

@@ -487,6 +487,10 @@ class ClientConnection:
         #: accept and closed after one request never is
         self.registered = False
         self.last_active = time.monotonic()
+        #: the request being served and when it began (the per-request timeout)
+        self.current: Request | None = None
+        self.started = 0.0
+        self.overdue = False
 
         client = edge.client
         self.remote_addr = client[0] if client is not None else ""
@@ -919,7 +923,8 @@ class ClientConnection:
         """Run the application on ``req`` and write its response."""
         config = self.config
         self.requests += 1
-        started = time.monotonic()
+        self.started = started = time.monotonic()
+        self.current = req
         self._reset()
         self.continue_sent = False
         environ = None
@@ -966,6 +971,7 @@ class ClientConnection:
                     close()
                 except Exception:
                     config.log.exception("Error closing the application's response iterable")
+        self.current = None
         self.last_active = now = time.monotonic()
         if config.counting:
             config.worker.request_finished(
