@@ -149,10 +149,10 @@ def build(pkg: Package, version: str) -> list[Path]:
         for stale in out.iterdir():
             stale.unlink()
     run(UV, "build", "--quiet", "--package", pkg.dist, "--out-dir", str(out))
-    artifacts = sorted(out.iterdir())
-    kinds = {p.suffix for p in artifacts}
-    if ".whl" not in kinds or ".gz" not in kinds:
-        raise ReleaseError(f"uv build left {[p.name for p in artifacts]} in {out}: no wheel or sdist")
+    wheels, sdists = sorted(out.glob("*.whl")), sorted(out.glob("*.tar.gz"))
+    if len(wheels) != 1 or len(sdists) != 1:
+        raise ReleaseError(f"uv build left {sorted(p.name for p in out.iterdir())} in {out}")
+    artifacts = [*sdists, *wheels]
     run(sys.executable, "-m", "twine", "check", "--strict", *map(str, artifacts))
     return artifacts
 
