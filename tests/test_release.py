@@ -55,9 +55,7 @@ def tool(clone: Path, name: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def scratch_clone(tmp_path: Path) -> Path:
-    """A clone of the work tree as committed, with what is not committed yet
-    in tools/ and the changelogs laid over it (so the test sees the tools
-    being edited)."""
+    """A clone of the repository at the work tree's HEAD (commit what you test)."""
     clone = tmp_path / "repo"
     subprocess.run(
         ["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)],
