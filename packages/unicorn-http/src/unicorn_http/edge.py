@@ -98,6 +98,7 @@ class EdgeRules:
         secure_scheme_headers: dict[str, str] | None = None,
         forwarder_headers: Iterable[str] = ("SCRIPT_NAME", "PATH_INFO"),
         proxy_from: Matcher | None = None,
+        proxy_versions: tuple[int, ...] = (1, 2),
         protocol_allow: Matcher | None = None,
         protocol_allow_setting: str = "",
         log: Any = None,
@@ -107,6 +108,8 @@ class EdgeRules:
         self.protocol_name = protocol_name
         self.forwarded_allow = forwarded_allow
         self.proxy_from = proxy_from
+        #: the PROXY header versions accepted (proxy_protocol v1, v2 or auto)
+        self.proxy_versions = tuple(proxy_versions)
         self.protocol_allow = protocol_allow
         self.protocol_allow_setting = protocol_allow_setting
         self.log = log
@@ -231,7 +234,7 @@ class ConnectionEdge:
         malformed one. The client it names replaces the peer (the balancer)."""
         data = self.proxy_pending + data  # type: ignore[operator]
         try:
-            found = parse_proxy_header(data)
+            found = parse_proxy_header(data, self.rules.proxy_versions)
         except RemoteProtocolError:
             self.proxy_pending = None
             raise
