@@ -136,9 +136,10 @@ def test_release_commits_and_tags(released):
     clone, before, _ = released
     new = _next_minor(before["version"])
     tag = f"unicorn-http-v{new}"
-    assert git(clone, "rev-parse", f"{tag}^{{commit}}").strip() == git(
-        clone, "rev-parse", "HEAD"
-    ).strip()
+    assert (
+        git(clone, "rev-parse", f"{tag}^{{commit}}").strip()
+        == git(clone, "rev-parse", "HEAD").strip()
+    )
     assert git(clone, "rev-parse", "HEAD~1").strip() == before["head"]
     assert git(clone, "status", "--porcelain", "--untracked-files=no") == ""
     assert git(clone, "log", "-1", "--format=%s").strip() == f"unicorn-http {new}"

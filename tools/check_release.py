@@ -98,9 +98,7 @@ def write_version(pkg: Package, version: str) -> list[Path]:
     pkg.pyproject.write_text(head + tail)
     changed = [pkg.pyproject]
     if pkg.init is not None:
-        init_text, count = _DUNDER_VERSION.subn(
-            rf'\g<1>"{version}"', pkg.init.read_text(), count=1
-        )
+        init_text, count = _DUNDER_VERSION.subn(rf'\g<1>"{version}"', pkg.init.read_text(), count=1)
         if count != 1:
             raise SystemExit(f"{pkg.init}: no `__version__ = ...`")
         pkg.init.write_text(init_text)

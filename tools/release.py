@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from check_release import (  # noqa: E402
+from check_release import (
     META,
     PACKAGES,
     ROOT,
@@ -47,8 +47,8 @@ from check_release import (  # noqa: E402
     range_problems,
     write_version,
 )
-from packaging.requirements import Requirement  # noqa: E402
-from packaging.version import InvalidVersion, Version  # noqa: E402
+from packaging.requirements import Requirement
+from packaging.version import InvalidVersion, Version
 
 UV = os.environ.get("UV", "uv")
 
@@ -59,7 +59,7 @@ class ReleaseError(Exception):
 
 def bumped(current: str, bump: str) -> str:
     """hatch's rules for the three segments: minor on 0.1.3 gives 0.2.0."""
-    major, minor, patch = (Version(current).release + (0, 0, 0))[:3]
+    major, minor, patch = (*Version(current).release, 0, 0, 0)[:3]
     if bump == "major":
         return f"{major + 1}.0.0"
     if bump == "minor":
@@ -95,7 +95,7 @@ def widen_ranges(pkg: Package, version: str, today: str) -> list[Path]:
         text = other.pyproject.read_text()
         widened = []
 
-        def widen(match: re.Match, widened: list[str] = widened) -> str:
+        def widen(match: re.Match, other: Package = other, widened: list[str] = widened) -> str:
             req = Requirement(match.group(1))
             if req.name != pkg.dist or req.specifier.contains(new, prereleases=True):
                 return match.group(0)
