@@ -89,7 +89,7 @@ __all__ = [
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
 
-_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2"}
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2", b"3": "3"}
 _500_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"connection", b"close"),
@@ -766,6 +766,18 @@ class H1Protocol(asyncio.Protocol):
             # pipelined request): stop reading until someone is.
             self.read_paused = True
             self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        """The client closed its side: the parser learns of it, so a head or packet
+        cut short is refused (and logged) rather than dropped in silence."""
+        conn = self.conn
+        if conn is not None and self.cycle is None and not self.closed:
+            try:
+                conn.receive_data(b"")
+            except LocalProtocolError:
+                return None
+            self._process()
+        return None
 
     def _take_proxy_header(self, data: bytes) -> bytes:
         """Take the PROXY protocol header off the front of the stream: the client it
