@@ -67,8 +67,14 @@ Graceful close: ``close_gracefully()`` sends GOAWAY(NO_ERROR) naming the last
 stream accepted; those streams finish, later ones are refused, and
 ``finished`` turns True when none is left.
 
-Where h2 needed help, a small subclass (``_ServerH2``) overrides three frame
-handlers and one of its frame buffer's hooks; each override says why.
+Where h2 needed help, a small subclass (``_ServerH2``) overrides three of its
+frame handlers (HEADERS, DATA, GOAWAY) and another (``_FrameBuffer``) three
+hooks of its frame buffer; each override says why. h2's own inbound header
+validation is off: requests are checked here in one pass (``_parse_request``).
+
+Not thread-safe. A threaded driver holds one lock around each call *and* the
+write of the ``data_to_send()`` that follows it: HPACK needs header blocks to
+reach the client in the order they were encoded.
 """
 
 from __future__ import annotations
@@ -496,6 +502,8 @@ class H2Connection:
         # of them the client reset within the same bytes
         self._batch: dict[int, None] = {}
         self._elided: set[int] = set()
+        # the PriorityUpdated h2 made of the last request's priority flag
+        self._request_priority: object = None
         #: streams whose state is gone (reset, finished): late calls on them are no-ops
         self._gone: dict[int, None] = {}
         self._started = False
@@ -599,9 +607,12 @@ class H2Connection:
         out: list[tuple[int, object]] = []
         self._batch.clear()
         self._elided.clear()
+        handlers = _HANDLERS
         try:
             for ev in h2_events:
-                self._dispatch(ev, out)
+                handler = handlers.get(type(ev))
+                if handler is not None:
+                    handler(self, ev, out)
         except h2.exceptions.ProtocolError as exc:
             raise self._fail(exc) from exc
         if self._elided:
@@ -625,80 +636,81 @@ class H2Connection:
         self._closed = True
         return error
 
-    def _dispatch(self, ev: object, out: list[tuple[int, object]]) -> None:
-        kind = type(ev)
-        if kind is h2.events.RequestReceived:
-            self._request(ev, out)  # type: ignore[arg-type]
-        elif kind is h2.events.DataReceived:
-            sid = ev.stream_id  # type: ignore[attr-defined]
-            data = ev.data  # type: ignore[attr-defined]
-            padding = ev.flow_controlled_length - len(data)  # type: ignore[attr-defined]
-            stream = self._streams.get(sid)
-            if stream is None:
-                self._h2.acknowledge_received_data(ev.flow_controlled_length, sid)  # type: ignore[attr-defined]
-                return
-            if padding:
-                self._h2.acknowledge_received_data(padding, sid)
-            if data:
-                stream.received += len(data)
-                stream.unacked += len(data)
-                out.append((sid, Data(data)))
-            elif ev.stream_ended is None:  # type: ignore[attr-defined]
-                self._spend(_EMPTY_DATA)
-        elif kind is h2.events.StreamEnded:
-            stream = self._streams.get(ev.stream_id)  # type: ignore[attr-defined]
-            if stream is not None and not stream.theirs_done:
-                self._their_end(stream, [], out)
-        elif kind is h2.events.TrailersReceived:
-            self._trailers(ev, out)  # type: ignore[arg-type]
-        elif kind is h2.events.WindowUpdated:
-            self._spend(_WINDOW_UPDATES)
-            sid = ev.stream_id  # type: ignore[attr-defined]
-            if sid:
-                stream = self._streams.get(sid)
-                if stream is not None and stream.out:
-                    self._flush(stream, out)
+    # One handler per h2 event type (see _HANDLERS below the class); events
+    # a server has no use for (SettingsAcknowledged, PingAckReceived ...) have none.
+
+    def _on_data(self, ev: h2.events.DataReceived, out: list) -> None:
+        sid = ev.stream_id
+        data = ev.data
+        stream = self._streams.get(sid)
+        if stream is None:
+            # a stream refused in this same read: its window goes straight back
+            self._h2.acknowledge_received_data(ev.flow_controlled_length, sid)
+            return
+        padding = ev.flow_controlled_length - len(data)
+        if padding:
+            self._h2.acknowledge_received_data(padding, sid)
+        if data:
+            stream.received += len(data)
+            stream.unacked += len(data)
+            out.append((sid, Data(data)))
+        elif ev.stream_ended is None:
+            self._spend(_EMPTY_DATA)
+
+    def _on_stream_ended(self, ev: h2.events.StreamEnded, out: list) -> None:
+        stream = self._streams.get(ev.stream_id)
+        if stream is not None and not stream.theirs_done:
+            self._their_end(stream, [], out)
+
+    def _on_window_updated(self, ev: h2.events.WindowUpdated, out: list) -> None:
+        self._spend(_WINDOW_UPDATES)
+        if ev.stream_id:
+            stream = self._streams.get(ev.stream_id)
+            if stream is not None and stream.out:
+                self._flush(stream, out)
+        else:
+            self._flush_all(out)
+
+    def _on_stream_reset(self, ev: h2.events.StreamReset, out: list) -> None:
+        sid = ev.stream_id
+        if ev.remote_reset:
+            self._spend(_RESETS)
+        stream = self._streams.get(sid)
+        if stream is not None:
+            self._drop(stream)
+            if sid in self._batch:
+                self._elided.add(sid)
             else:
-                self._flush_all(out)
-        elif kind is h2.events.StreamReset:
-            sid = ev.stream_id  # type: ignore[attr-defined]
-            if ev.remote_reset:  # type: ignore[attr-defined]
-                self._spend(_RESETS)
-            stream = self._streams.get(sid)
-            if stream is not None:
-                self._drop(stream)
-                if sid in self._batch:
-                    self._elided.add(sid)
-                else:
-                    out.append((sid, StreamReset(int(ev.error_code), ev.remote_reset)))  # type: ignore[attr-defined]
-        elif kind is _StreamError:
-            sid = ev.stream_id  # type: ignore[attr-defined]
-            if ev.window:  # type: ignore[attr-defined]
-                self._h2.acknowledge_received_data(ev.window, sid)  # type: ignore[attr-defined]
-            stream = self._streams.get(sid)
-            if stream is not None:
-                self._drop(stream)
-            self._gone_add(sid)
-            out.append((sid, StreamReset(int(ev.error_code), False, ev.reason)))  # type: ignore[attr-defined]
-        elif kind is h2.events.RemoteSettingsChanged:
-            if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:  # type: ignore[attr-defined]
-                self._flush_all(out)
-        elif kind is h2.events.PriorityUpdated:
-            # PRIORITY is accepted and ignored (RFC 9113 section 5.3.2); only the
-            # frames on their own are counted, not the flag on a request's HEADERS.
-            if not self._priority_in_headers(ev):
-                self._spend(_PRIORITIES)
-        elif kind is h2.events.ConnectionTerminated:
-            out.append((0, GoAwayReceived(int(ev.error_code), ev.last_stream_id)))  # type: ignore[attr-defined]
-        elif kind is h2.events.UnknownFrameReceived:
-            self._spend(_UNKNOWN)
+                out.append((sid, StreamReset(int(ev.error_code), ev.remote_reset)))
 
-    def _priority_in_headers(self, ev: object) -> bool:
-        last = self._last_request_priority
-        self._last_request_priority = None
-        return last is ev
+    def _on_stream_error(self, ev: _StreamError, out: list) -> None:
+        sid = ev.stream_id
+        if ev.window:
+            self._h2.acknowledge_received_data(ev.window, sid)
+        stream = self._streams.get(sid)
+        if stream is not None:
+            self._drop(stream)
+        self._gone_add(sid)
+        out.append((sid, StreamReset(int(ev.error_code), False, ev.reason)))
 
-    _last_request_priority: object = None
+    def _on_settings(self, ev: h2.events.RemoteSettingsChanged, out: list) -> None:
+        # (counted in the frame buffer, before h2 acknowledged them)
+        if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:
+            self._flush_all(out)
+
+    def _on_priority(self, ev: h2.events.PriorityUpdated, out: list) -> None:
+        # PRIORITY is accepted and ignored (RFC 9113 section 5.3.2); only the
+        # frames on their own are counted, not the flag on a request's HEADERS.
+        last = self._request_priority
+        self._request_priority = None
+        if last is not ev:
+            self._spend(_PRIORITIES)
+
+    def _on_goaway(self, ev: h2.events.ConnectionTerminated, out: list) -> None:
+        out.append((0, GoAwayReceived(int(ev.error_code), ev.last_stream_id)))
+
+    def _on_unknown(self, ev: h2.events.UnknownFrameReceived, out: list) -> None:
+        self._spend(_UNKNOWN)
 
     def _spend(self, kind: int) -> None:
         now = self._clock()
@@ -719,7 +731,7 @@ class H2Connection:
     def _request(self, ev: h2.events.RequestReceived, out: list[tuple[int, object]]) -> None:
         sid = ev.stream_id
         if ev.priority_updated is not None:
-            self._last_request_priority = ev.priority_updated
+            self._request_priority = ev.priority_updated
         parsed = self._parse_request(ev.headers)
         if type(parsed) is str:
             self._refuse_stream(sid, parsed, out)
@@ -1303,3 +1315,18 @@ class H2Connection:
 
     def __repr__(self) -> str:
         return f"<H2Connection streams={len(self._streams)} closed={self._closed}>"
+
+
+_HANDLERS: dict[type, Callable[[H2Connection, object, list], None]] = {
+    h2.events.RequestReceived: H2Connection._request,  # type: ignore[dict-item]
+    h2.events.DataReceived: H2Connection._on_data,  # type: ignore[dict-item]
+    h2.events.StreamEnded: H2Connection._on_stream_ended,  # type: ignore[dict-item]
+    h2.events.TrailersReceived: H2Connection._trailers,  # type: ignore[dict-item]
+    h2.events.WindowUpdated: H2Connection._on_window_updated,  # type: ignore[dict-item]
+    h2.events.StreamReset: H2Connection._on_stream_reset,  # type: ignore[dict-item]
+    _StreamError: H2Connection._on_stream_error,  # type: ignore[dict-item]
+    h2.events.RemoteSettingsChanged: H2Connection._on_settings,  # type: ignore[dict-item]
+    h2.events.PriorityUpdated: H2Connection._on_priority,  # type: ignore[dict-item]
+    h2.events.ConnectionTerminated: H2Connection._on_goaway,  # type: ignore[dict-item]
+    h2.events.UnknownFrameReceived: H2Connection._on_unknown,  # type: ignore[dict-item]
+}
