@@ -64,6 +64,7 @@ from unicorn_asgi.errors import ClientDisconnected
 from unicorn_asgi.tls_scope import first_certificate, tls_extension
 from unicorn_core.http_settings import edge_options
 from unicorn_http import (
+    CONNECT_REFUSED,
     METHOD_NAMES,
     MUST_CLOSE,
     NEED_DATA,
@@ -163,6 +164,8 @@ class ASGIConfig:
         #: lifespan state; each request scope gets a shallow copy
         self.state = state
         self.keepalive = float(get("keepalive", 2))
+        #: client_header_timeout: the deadline of a request head (0: none)
+        self.header_timeout = float(get("client_header_timeout", 20.0))
         self.worker_connections = max(1, int(get("worker_connections", 1000)))
         #: the protocol and the trust rules every connection shares (unicorn_http.edge)
         self.edge = EdgeRules(**edge_options(cfg), log=log)
@@ -628,6 +631,7 @@ class H1Protocol(asyncio.Protocol):
         "line_version",
         "loop",
         "read_paused",
+        "requests",
         "scheme",
         "scope_base",
         "server",
@@ -666,7 +670,11 @@ class H1Protocol(asyncio.Protocol):
         self.line_path: bytes | None = None
         self.line_version: bytes | None = None
         self.line_scope: dict = {}
+        #: when the connection last became idle: its start, or the end of a response.
+        #: Bytes of a head trickling in do not move it (client_header_timeout).
         self.last_active = config.clock
+        #: requests answered on this connection (0: still waiting for its first)
+        self.requests = 0
 
     # -- asyncio callbacks -------------------------------------------------------------
 
@@ -788,6 +796,8 @@ class H1Protocol(asyncio.Protocol):
             self.drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        if self.cycle is None and not self.closed:
+            self._process()  # the next pipelined request, held back while writing was paused
 
     # -- reading requests ----------------------------------------------------------------
 
@@ -804,11 +814,10 @@ class H1Protocol(asyncio.Protocol):
             if kind is Request:
                 self._start(event)  # type: ignore[arg-type]
             elif event is NEED_DATA:
-                if self.config.stopping:
+                if self.config.stopping and not self.partial_head:
                     self.close()
                     return
-                self.last_active = self.config.clock
-                if self.read_paused:
+                if self.read_paused and not self.write_paused:
                     self.resume_reading()
                 return
             elif kind is ConnectionClosed:
@@ -821,6 +830,9 @@ class H1Protocol(asyncio.Protocol):
 
     def _start(self, req: Request) -> None:
         config = self.config
+        if req.method == b"CONNECT":
+            self._refuse(CONNECT_REFUSED)
+            return
         upgrade = req.upgrade
         if (
             upgrade is not None
@@ -951,10 +963,20 @@ class H1Protocol(asyncio.Protocol):
         worker = config.worker
         if worker is not None:
             worker.handled_request()
+        self.requests += 1
+        self.last_active = config.clock
         if self.closed:
             return
         if not cycle.complete or self.conn.our_state is MUST_CLOSE:
             self.close()
+            return
+        if self.write_paused:
+            # The client is not reading its responses: read no further request
+            # until it does (resume_writing goes on), so pipelined requests cannot
+            # pile up responses in the transport without bound.
+            if not self.read_paused:
+                self.read_paused = True
+                self.transport.pause_reading()
             return
         if not self.stepping:
             self.loop.call_soon(self._process)
@@ -1027,11 +1049,46 @@ class H1Protocol(asyncio.Protocol):
     def idle(self) -> bool:
         return self.cycle is None
 
+    @property
+    def partial_head(self) -> bool:
+        """Bytes of a request head have arrived and wait for the rest."""
+        conn = self.conn
+        return conn is not None and bool(conn.trailing_data[0])
+
+    def sweep(self, now: float, keepalive: float, header_timeout: float) -> None:
+        """The worker's clock (idle connections only): close one whose wait is over.
+
+        A head still incomplete ``header_timeout`` after the connection became
+        idle gets 408, however its bytes trickle; a new connection waits that
+        long for its first request too. Otherwise an idle keep-alive connection
+        is closed after ``keepalive``, or, while the worker drains, once its
+        keep-alive time is up with no byte of a request pending (a request on
+        the wire is served, with ``Connection: close``).
+        """
+        if self.write_paused:
+            return  # not idle: a response waits for the client to read it
+        waited = now - self.last_active
+        if self.partial_head:
+            if header_timeout and waited > header_timeout:
+                self._refuse(
+                    RemoteProtocolError(
+                        f"request head not complete within client_header_timeout "
+                        f"({header_timeout:g} s)",
+                        408,
+                    )
+                )
+        elif self.requests == 0 and not self.config.stopping:
+            if header_timeout and waited > header_timeout:
+                self.close()
+        elif waited > keepalive:
+            self.close()
+
     def stop(self) -> None:
-        """The worker drains: close when idle, end a wait for the client otherwise."""
+        """The worker drains: idle connections are left to the sweep, which closes
+        them when no request is on its way; a wait for the client is ended."""
         cycle = self.cycle
         if cycle is None:
-            self.close()
+            return
         else:
             cycle.shutdown = True
             if cycle.body_done:

@@ -56,6 +56,35 @@ def _protocol_name(value: Any) -> str:
     return name
 
 
+_PROXY_MODES = {
+    "off": "off",
+    "false": "off",
+    "0": "off",
+    "none": "off",
+    "no": "off",
+    "auto": "auto",
+    "true": "auto",
+    "1": "auto",
+    "yes": "auto",
+    "v1": "v1",
+    "v2": "v2",
+}
+
+
+def _proxy_protocol(value: Any) -> str:
+    """gunicorn 24.1's modes; booleans as older configs wrote them."""
+    if value is None or value is False:
+        return "off"
+    if value is True:
+        return "auto"
+    if not isinstance(value, str):
+        raise TypeError("")
+    mode = _PROXY_MODES.get(value.strip().lower())
+    if mode is None:
+        raise ValueError("off, v1, v2 or auto")
+    return mode
+
+
 def _header_map(value: Any) -> dict[str, str]:
     if isinstance(value, str):
         import json
@@ -179,11 +208,15 @@ SETTINGS = (
         name="proxy_protocol",
         section=SECTION,
         cli=("--proxy-protocol",),
-        type="bool",
-        default=False,
-        doc="Expect a PROXY protocol header (v1 or v2) at the start of each "
-        "connection from addresses in `proxy_allow_ips`, and use the client "
-        "address it carries.",
+        type=_proxy_protocol,
+        meta="MODE",
+        default="off",
+        const="auto",
+        doc="Expect a PROXY protocol header at the start of each connection from "
+        "addresses in `proxy_allow_ips`, and use the client address it carries: "
+        "`v1` (text), `v2` (binary), `auto` (either; what the flag alone means) or "
+        "`off`, as gunicorn 24.1 names them. `true`/`false` mean `auto`/`off`. A "
+        "header of the other version is refused with 400.",
     ),
     Setting(
         name="proxy_allow_ips",
@@ -194,6 +227,35 @@ SETTINGS = (
         default=["127.0.0.1", "::1"],
         doc="Front-end addresses allowed to send a PROXY protocol header: "
         "comma-separated addresses or networks, or `*`.",
+    ),
+    Setting(
+        name="client_header_timeout",
+        section=SECTION,
+        cli=("--client-header-timeout",),
+        type="float",
+        meta="SECONDS",
+        default=20.0,
+        doc="The longest a client may take to send a complete request head, counted "
+        "from the connection's start or from the end of the previous response. A "
+        "head still incomplete then is answered with 408 and the connection closed, "
+        "however steadily its bytes trickle in (slowloris). It also bounds the wait "
+        "for the first request of a new connection, which `keepalive` does not. "
+        "0 lifts the limit.",
+    ),
+    Setting(
+        name="client_body_timeout",
+        section=SECTION,
+        cli=("--client-body-timeout",),
+        type="float",
+        meta="SECONDS",
+        default=30.0,
+        doc="How long a request body may take to arrive beyond what its size "
+        "explains: the body must be complete within this many seconds plus one "
+        "second for every KiB received (a client sending slower than 1 KiB/s on "
+        "average is cut off after about this long). A body that misses it is "
+        "answered with 408 (or the connection closed when the response has "
+        "begun), so slow uploads hold a thread of the `gthread` and `sync` workers "
+        "for a bounded time. 0 lifts the limit.",
     ),
     Setting(
         name="forwarder_headers",
@@ -305,9 +367,10 @@ def edge_options(cfg: object) -> dict:
         "forwarder_headers": list(get("forwarder_headers", ["SCRIPT_NAME", "PATH_INFO"])),
         "proxy_from": (
             AddressMatcher(get("proxy_allow_ips", ["127.0.0.1", "::1"]))
-            if get("proxy_protocol", False) not in (False, "off", "", 0)
+            if get("proxy_protocol", "off") not in (False, "off", "", 0)
             else None
         ),
+        "proxy_versions": {"v1": (1,), "v2": (2,)}.get(str(get("proxy_protocol", "off")), (1, 2)),
         "protocol_allow": (
             AddressMatcher(get("uwsgi_allow_ips", ["127.0.0.1", "::1"]))
             if name == "uwsgi"
