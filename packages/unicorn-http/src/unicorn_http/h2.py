@@ -1308,6 +1308,12 @@ class H2Connection:
         """The connection ended (an error, ``close()``, or EOF)."""
         return self._closed
 
+    def writable(self, stream_id: int) -> bool:
+        """Whether ``send_data`` may be called on the stream now (its buffer is
+        below ``stream_buffer_size``; True for a stream that is gone)."""
+        stream = self._streams.get(stream_id)
+        return stream is None or stream.out_size < self.stream_buffer_size
+
     def scheme(self, stream_id: int) -> bytes:
         """The request's ``:scheme`` (``b"https"``, ``b"http"``)."""
         stream = self._streams.get(stream_id)
