@@ -248,15 +248,22 @@ class _ServerH2(h2.connection.H2Connection):
 
     def _receive_headers_frame(self, frame):  # type: ignore[no-untyped-def]
         sid = frame.stream_id
-        if sid not in self.streams and sid & 1 and sid > self.highest_inbound_stream_id:
-            # h2 makes a stream over the limit a connection error; RFC 9113
-            # section 5.1.2 lets it be a stream error, REFUSED_STREAM, which
-            # tells the client it may retry.
-            if self.refuse_above is not None and sid > self.refuse_above:
-                return self._refuse(frame, "stream opened after GOAWAY")
-            limit = self.local_settings.max_concurrent_streams
-            if self.open_inbound_streams >= limit:
-                return self._refuse(frame, f"more than {limit} concurrent streams")
+        if sid not in self.streams and sid & 1:
+            if sid > self.highest_inbound_stream_id:
+                # h2 makes a stream over the limit a connection error; RFC 9113
+                # section 5.1.2 lets it be a stream error, REFUSED_STREAM, which
+                # tells the client it may retry.
+                if self.refuse_above is not None and sid > self.refuse_above:
+                    return self._refuse(frame, "stream opened after GOAWAY")
+                limit = self.local_settings.max_concurrent_streams
+                if self.open_inbound_streams >= limit:
+                    return self._refuse(frame, f"more than {limit} concurrent streams")
+            elif self._stream_is_closed_by_reset(sid):
+                # Trailers still in flight on a stream we reset (RFC 9113 section
+                # 5.1, closed): ignored, but decoded to keep HPACK in step. h2
+                # would count it as a new stream against the limit.
+                self._decode_only(frame)
+                return [], []
         try:
             return super()._receive_headers_frame(frame)
         except h2.exceptions.DenialOfServiceError:
@@ -271,14 +278,20 @@ class _ServerH2(h2.connection.H2Connection):
             self.reset_stream(sid, ErrorCode.PROTOCOL_ERROR)
             return [], [_StreamError(sid, ErrorCode.PROTOCOL_ERROR, str(exc))]
 
-    def _refuse(self, frame, reason: str):  # type: ignore[no-untyped-def]
+    def _decode_only(self, frame) -> None:  # type: ignore[no-untyped-def]
         try:
             list(h2.connection._decode_headers(self.decoder, frame.data))
         except h2.exceptions.DenialOfServiceError:
             raise
         except h2.exceptions.ProtocolError as exc:
             raise _CompressionError(str(exc)) from exc
+
+    def _refuse(self, frame, reason: str):  # type: ignore[no-untyped-def]
+        self._decode_only(frame)
         sid = frame.stream_id
+        # as h2 would for a stream it opens: the connection is open from now on,
+        # so the refused stream's DATA in flight is taken as on a reset stream
+        self.state_machine.process_input(h2.connection.ConnectionInputs.RECV_HEADERS)
         self.highest_inbound_stream_id = sid
         self._closed_streams[sid] = h2.stream.StreamClosedBy.SEND_RST_STREAM
         rst = RstStreamFrame(sid)
@@ -903,7 +916,7 @@ class H2Connection:
         return method, target, scheme, authority, protocol, fields, content_length, expect
 
     def _refuse_stream(self, sid: int, reason: str, out: list[tuple[int, object]]) -> None:
-        self._h2.reset_stream(sid, ErrorCode.PROTOCOL_ERROR)
+        self._reset(sid, ErrorCode.PROTOCOL_ERROR)
         self._gone_add(sid)
         out.append((sid, StreamReset(int(ErrorCode.PROTOCOL_ERROR), False, reason)))
 
@@ -1169,7 +1182,7 @@ class H2Connection:
         stream = self._streams.get(stream_id)
         if stream is None or self._closed:
             return
-        self._h2.reset_stream(stream_id, error_code)
+        self._reset(stream_id, error_code)
         self._drop(stream)
 
     def close_gracefully(self) -> None:
@@ -1225,7 +1238,21 @@ class H2Connection:
             return False
         return True
 
+    def _h2_open(self, sid: int) -> bool:
+        # Within one receive_data, h2 has taken every frame before we see the
+        # first event: a stream the client reset later in the same bytes is
+        # closed in h2 while its earlier events (a WINDOW_UPDATE, a malformed
+        # trailer) are still being handled here. Its StreamReset comes next.
+        h2stream = self._h2.streams.get(sid)
+        return h2stream is not None and not h2stream.closed
+
+    def _reset(self, sid: int, error_code: int) -> None:
+        if self._h2_open(sid):
+            self._h2.reset_stream(sid, error_code)
+
     def _flush(self, stream: _Stream, out: list[tuple[int, object]]) -> None:
+        if not self._h2_open(stream.stream_id):
+            return
         pending = stream.out
         stream.out = []
         stream.out_size = 0
@@ -1267,7 +1294,7 @@ class H2Connection:
         else:
             # RFC 9113 section 8.1: a complete response may be followed by
             # RST_STREAM(NO_ERROR) asking the client to stop sending the body.
-            self._h2.reset_stream(stream.stream_id, ErrorCode.NO_ERROR)
+            self._reset(stream.stream_id, ErrorCode.NO_ERROR)
             self._drop(stream)
 
     def _drop(self, stream: _Stream) -> None:
