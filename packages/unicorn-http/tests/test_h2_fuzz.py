@@ -5,7 +5,7 @@ bookkeeping stays bounded and consistent."""
 
 from __future__ import annotations
 
-from h2_harness import Peer
+from h2_harness import Peer, raw_frame
 from hyperframe.frame import SettingsFrame
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,6 +22,8 @@ client_action = st.one_of(
     st.tuples(st.just("ping")),
     st.tuples(st.just("priority"), st.integers(0, 7)),
     st.tuples(st.just("trailers"), st.integers(0, 7)),
+    st.tuples(st.just("max_frame"), st.integers(16384, 1 << 20)),
+    st.tuples(st.just("unknown")),
     st.tuples(st.just("flush")),
 )
 driver_action = st.one_of(
@@ -34,6 +36,9 @@ driver_action = st.one_of(
         st.just("graceful"),
     ),
 )
+
+
+DRIVER = ("respond", "head", "body", "reset", "consume", "graceful", "hints", "end_with_trailers")
 
 
 class Driver:
@@ -85,6 +90,11 @@ class Driver:
         elif what == "head" and not state["head"]:
             server.send_response(sid, 200, [])
             state["head"] = True
+        elif what == "hints" and not state["head"]:
+            server.send_response(sid, 103, [(b"link", b"</a.css>; rel=preload")])
+        elif what == "end_with_trailers" and state["head"]:
+            server.send_end(sid, [(b"x-sum", b"1")])
+            del self.streams[sid]
         elif what == "body" and state["head"] and state["writable"]:
             end = action[3]
             more = server.send_data(sid, b"b" * action[2], end_stream=end)
@@ -114,7 +124,7 @@ def test_random_clients_and_a_careful_driver(actions, concurrency):
 
     for action in actions:
         what = action[0]
-        if what in ("respond", "head", "body", "reset", "consume", "graceful"):
+        if what in DRIVER:
             flush()
             driver.act(action)
             peer.read()
@@ -131,6 +141,10 @@ def test_random_clients_and_a_careful_driver(actions, concurrency):
             batch.append(peer.ping())
         elif what == "initial_window":
             batch.append(SettingsFrame(0, settings={4: action[1]}))
+        elif what == "max_frame":
+            batch.append(SettingsFrame(0, settings={5: action[1]}))
+        elif what == "unknown":
+            batch.append(raw_frame(0x42, 0, 0, b"?"))
         elif what == "window" and (action[1] < 0 or not opened):
             batch.append(peer.window_update(0, action[2]))
         elif what == "priority":
