@@ -9,7 +9,7 @@ VENV := .venv
 RUN := $(UV) run --no-sync
 PACKAGES := http uwsgi core workers asgi dirty
 
-.PHONY: demo test sync lint imports pytest test-isolated test-pythons build bench-parser clean system-tools
+.PHONY: demo test sync lint imports pytest test-isolated test-pythons build bench-parser bench-uwsgi clean system-tools
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -70,6 +70,10 @@ build: $(UV)
 
 bench-parser: sync
 	$(RUN) python benchmarks/parser/bench_parser.py
+
+# nginx -> unicorn (uwsgi) vs nginx -> uWSGI vs nginx -> gunicorn (benchmarks/uwsgi); needs wrk.
+bench-uwsgi: sync system-tools
+	$(RUN) python benchmarks/uwsgi/bench_uwsgi.py
 
 clean:
 	rm -rf dist build .venv-isolated .venv-python3.* .pytest_cache .ruff_cache

@@ -142,13 +142,6 @@ GUNICORN_SETTINGS = {
 #: pending, owned elsewhere: each is built in its own issue; the lead removes a
 #: name from here as it lands, and this test then holds it like the others.
 PENDING = {
-    # HTTP/2: the protocol issue
-    "http_protocols",
-    "http2_cleartext",
-    "http2_max_concurrent_streams",
-    "http2_initial_window_size",
-    "http2_max_frame_size",
-    "http2_max_header_list_size",
     # the control socket: its own issue
     "control_socket",
     "control_socket_mode",

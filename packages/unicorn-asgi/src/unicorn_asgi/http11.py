@@ -62,7 +62,7 @@ from urllib.parse import unquote_to_bytes
 from unicorn_asgi.eager import current_tasks, start_eagerly
 from unicorn_asgi.errors import ClientDisconnected
 from unicorn_asgi.tls_scope import first_certificate, tls_extension
-from unicorn_core.http_settings import edge_options
+from unicorn_core.http_settings import edge_options, http2_options
 from unicorn_http import (
     CONNECT_REFUSED,
     METHOD_NAMES,
@@ -89,7 +89,7 @@ __all__ = [
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
 
-_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2"}
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2", b"3": "3"}
 _500_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"connection", b"close"),
@@ -166,6 +166,14 @@ class ASGIConfig:
         self.keepalive = float(get("keepalive", 2))
         #: client_header_timeout: the deadline of a request head (0: none)
         self.header_timeout = float(get("client_header_timeout", 20.0))
+        #: HTTP/2 is offered (ALPN on TLS; http2_cleartext in the clear)
+        self.http2 = "h2" in (get("http_protocols", ["h1"]) or ())
+        cleartext = str(get("http2_cleartext", "off")) if self.http2 else "off"
+        #: a trusted peer may open with the HTTP/2 preface / ask for Upgrade: h2c
+        self.h2_prior_knowledge = cleartext in ("prior-knowledge", "both")
+        self.h2_only = cleartext == "prior-knowledge"
+        self.h2_upgrade = cleartext in ("upgrade", "both")
+        self.h2_options = http2_options(cfg)
         self.worker_connections = max(1, int(get("worker_connections", 1000)))
         #: the protocol and the trust rules every connection shares (unicorn_http.edge)
         self.edge = EdgeRules(**edge_options(cfg), log=log)
@@ -630,6 +638,7 @@ class H1Protocol(asyncio.Protocol):
         "line_scope",
         "line_version",
         "loop",
+        "preface",
         "read_paused",
         "requests",
         "scheme",
@@ -659,6 +668,7 @@ class H1Protocol(asyncio.Protocol):
         self.client: tuple | None = None
         self.server: tuple | None = None
         self.trusted = False
+        self.preface: bytes | None = None
         #: the scope's extensions: the worker's, plus ``tls`` on a TLS connection
         self.extensions = config.extensions
         #: the last request's fields when they held no forwarded header
@@ -703,6 +713,11 @@ class H1Protocol(asyncio.Protocol):
                 config.log.exception("Could not describe the TLS connection for the scope")
             else:
                 self.extensions = {**config.extensions, "tls": tls}
+            if config.http2 and ssl_object.selected_alpn_protocol() == "h2":
+                self._to_http2()
+                return
+        #: bytes a trusted cleartext peer sent that may be the HTTP/2 preface
+        self.preface = b"" if config.h2_prior_knowledge and self.trusted_peer() else None
         self._scope_base()
         self.last_active = config.clock
         connections = config.connections
@@ -732,6 +747,10 @@ class H1Protocol(asyncio.Protocol):
             data = self._take_proxy_header(data)
             if not data:
                 return
+        if self.preface is not None:
+            data = self._maybe_http2(data)
+            if not data:
+                return
         conn = self.conn
         try:
             conn.receive_data(data)
@@ -748,6 +767,18 @@ class H1Protocol(asyncio.Protocol):
             self.read_paused = True
             self.transport.pause_reading()
 
+    def eof_received(self) -> bool | None:
+        """The client closed its side: the parser learns of it, so a head or packet
+        cut short is refused (and logged) rather than dropped in silence."""
+        conn = self.conn
+        if conn is not None and self.cycle is None and not self.closed:
+            try:
+                conn.receive_data(b"")
+            except LocalProtocolError:
+                return None
+            self._process()
+        return None
+
     def _take_proxy_header(self, data: bytes) -> bytes:
         """Take the PROXY protocol header off the front of the stream: the client it
         names replaces the peer (the balancer) in the scope; the rest is HTTP."""
@@ -761,6 +792,43 @@ class H1Protocol(asyncio.Protocol):
             self.client = edge.client  # type: ignore[union-attr]
             self._scope_base()
         return rest
+
+    def trusted_peer(self) -> bool:
+        """The peer is in forwarded_allow_ips (the trust h2c asks for)."""
+        return self.config.edge.forwarded_allow(self.edge.peer_host)  # type: ignore[union-attr]
+
+    def _to_http2(self, initial: bytes = b"") -> None:
+        """Hand the transport to an HTTP/2 session (ALPN h2, or the preface)."""
+        from unicorn_asgi.http2 import H2Session
+
+        self.closed = True  # this object serves no more; the session does
+        self.config.connections.discard(self)
+        H2Session(self.config, self).take_over(self.transport, initial)
+
+    def _maybe_http2(self, data: bytes) -> bytes:
+        """Prior knowledge (RFC 9113 section 3.3): a trusted peer's connection that
+        opens with the preface is HTTP/2; on a prior-knowledge-only port, anything
+        else from it is refused."""
+        from unicorn_http.h2 import looks_like_preface
+
+        data = self.preface + data  # type: ignore[operator]
+        verdict = looks_like_preface(data)
+        if verdict is None:
+            self.preface = data
+            return b""
+        self.preface = None
+        if verdict:
+            self._to_http2(data)
+            return b""
+        if self.config.h2_only:
+            self._refuse(
+                RemoteProtocolError(
+                    "expected the HTTP/2 connection preface (http2_cleartext is prior-knowledge)",
+                    400,
+                )
+            )
+            return b""
+        return data
 
     def _scope_base(self) -> None:
         config = self.config

@@ -52,7 +52,9 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
 
 
 class ASGIWorker(Worker):
-    """An asyncio (or uvloop) ASGI 3.0 worker: HTTP/1.1 and lifespan."""
+    """An asyncio (or uvloop) ASGI 3.0 worker: HTTP/1.1, HTTP/2 and lifespan."""
+
+    supports_http2 = True
 
     def init_signals(self) -> None:
         super().init_signals()
@@ -99,6 +101,19 @@ class ASGIWorker(Worker):
             state=lifespan.state if lifespan is not None and lifespan.supported else None,
         )
         install_websocket(config, cfg)
+        if config.h2_upgrade:
+            from unicorn_asgi.http2 import upgrade_h2c
+
+            config.upgrades[b"h2c"] = upgrade_h2c
+        if (
+            config.http2
+            and self.ssl_context is None
+            and not (config.h2_prior_knowledge or config.h2_upgrade)
+        ):
+            log.warning(
+                "http_protocols includes h2 but there is no TLS and http2_cleartext "
+                "is off: HTTP/2 will never be negotiated"
+            )
         self._config = config
         self._loop = loop
         self._servers: list[Any] = []

@@ -245,6 +245,9 @@ class Worker:
     ``Worker(age, ppid, listeners, app_loader, timeout, cfg, log)``.
     """
 
+    #: the worker can serve HTTP/2 (ALPN offers h2 only then)
+    supports_http2 = False
+
     #: signals whose master-side handlers are replaced in the worker
     IGNORED_SIGNALS = (
         signal.SIGHUP,
@@ -383,7 +386,7 @@ class Worker:
         for fd in (self._wakeup_r, self._wakeup_w):
             os.set_blocking(fd, False)
         self.init_signals()
-        self.ssl_context = make_ssl_context(self.cfg)
+        self.ssl_context = make_ssl_context(self.cfg, http2=self.supports_http2)
         if self.cfg.reload:
             from unicorn_core.reloader import make_reloader
 

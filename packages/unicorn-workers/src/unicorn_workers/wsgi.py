@@ -737,7 +737,9 @@ class ClientConnection:
         ):
             path_info = path_info[len(root) :]
         env["PATH_INFO"] = path_info
-        if host is not None:
+        if host is not None and (origin is None or origin.server is None):
+            # The Host header names the server, unless the protocol did (uwsgi:
+            # nginx's SERVER_NAME/SERVER_PORT, as uWSGI itself reads them).
             seen = self._host_seen
             if seen is None or seen[0] != host or seen[1] != scheme:
                 seen = self._host_seen = (host, scheme, *_split_host(host, scheme))
