@@ -256,7 +256,8 @@ class _ServerH2(h2.connection.H2Connection):
                 if self.refuse_above is not None and sid > self.refuse_above:
                     return self._refuse(frame, "stream opened after GOAWAY")
                 limit = self.local_settings.max_concurrent_streams
-                if self.open_inbound_streams >= limit:
+                # (counting open streams walks them all: only when it may matter)
+                if len(self.streams) >= limit and self.open_inbound_streams >= limit:
                     return self._refuse(frame, f"more than {limit} concurrent streams")
             elif self._stream_is_closed_by_reset(sid):
                 # Trailers still in flight on a stream we reset (RFC 9113 section
