@@ -420,8 +420,10 @@ class H2Session(asyncio.Protocol):
                     scope["root_path"] = found.script_name
         cycle = RequestCycle(stream, req, scope)  # type: ignore[arg-type]
         stream.cycle = cycle
-        if config.access is not None:
+        if config.access is not None or config.counting:
             cycle.started_at = time.monotonic()
+        if config.counting:
+            config.worker.request_started()
         if config.pre_request is not None:
             try:
                 config.pre_request(config.worker, cycle.info())
@@ -476,6 +478,10 @@ class H2Session(asyncio.Protocol):
                 config.log.exception("Exception in post_request hook")
         worker = config.worker
         if worker is not None:
+            if config.counting:
+                worker.request_finished(
+                    cycle.scope["method"], cycle.status or 500, time.monotonic() - cycle.started_at
+                )
             worker.handled_request()
         self.streams.pop(stream.stream_id, None)
         stream.cycle = None

@@ -55,6 +55,7 @@ class ASGIWorker(Worker):
     """An asyncio (or uvloop) ASGI 3.0 worker: HTTP/1.1, HTTP/2 and lifespan."""
 
     supports_http2 = True
+    counts_requests = True
 
     def init_signals(self) -> None:
         super().init_signals()

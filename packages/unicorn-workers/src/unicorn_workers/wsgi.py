@@ -231,6 +231,8 @@ class WSGIConfig:
             else None
         )
         self.pre_request = getattr(worker, "pre_request_hook", None) if worker else None
+        #: the worker counts requests itself (busy/idle, /metrics): core's direct calls
+        self.counting = bool(getattr(worker, "counts_requests", False))
         self.post_request = getattr(worker, "post_request_hook", None) if worker else None
         #: header name (lower-case bytes) -> environ key ("" when the header is dropped)
         self.keys: dict[bytes, str] = {
@@ -932,6 +934,8 @@ class ClientConnection:
                 return
             if not (req.content_length or req.chunked):
                 self.wire.next_event()  # the EndOfMessage of a bodiless request
+            if config.counting:
+                config.worker.request_started()
             if config.pre_request is not None:
                 config.pre_request(
                     config.worker,
@@ -963,6 +967,10 @@ class ClientConnection:
                 except Exception:
                     config.log.exception("Error closing the application's response iterable")
         self.last_active = now = time.monotonic()
+        if config.counting:
+            config.worker.request_finished(
+                environ["REQUEST_METHOD"], self._code or 500, now - started
+            )
         if config.access is not None:
             self._log_access(req, environ, now - started)
         if config.post_request is not None:
