@@ -261,6 +261,8 @@ class H2Session(asyncio.Protocol):
         self.extensions = proto.extensions
         self.h2 = H2Connection(**config.h2_options)
         self.streams: dict[int, H2Stream] = {}
+        #: inside data_received: frames made meanwhile leave in one write at its end
+        self.batching = False
         self.closed = False
         self.write_paused = False
         self.stopping = False
@@ -313,7 +315,11 @@ class H2Session(asyncio.Protocol):
             self.flush()
             self._close()
             return
-        self._dispatch(events)
+        self.batching = True
+        try:
+            self._dispatch(events)
+        finally:
+            self.batching = False
         self.flush()
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -495,6 +501,10 @@ class H2Session(asyncio.Protocol):
     # -- writing and flow control ----------------------------------------------------------
 
     def flush(self) -> None:
+        """Write the frames made so far (one write per batch of received frames:
+        they queue in order in the connection, which keeps HPACK's order)."""
+        if self.batching:
+            return
         data = self.h2.data_to_send()
         if data and not self.closed:
             self.transport.write(data)
