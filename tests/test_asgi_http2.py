@@ -144,7 +144,8 @@ def test_a_reset_stream_is_an_http_disconnect_and_its_neighbours_go_on(server, m
         raw.until(lambda s: any(isinstance(e, h2.events.DataReceived) for e in s), "data")
         raw.conn.reset_stream(sid, error_code=8)  # CANCEL
         raw.flush()
-        wait_for((marks / "forever-disconnect").exists, 10, "the application to see it")
+        mark = marks / "forever-disconnect"
+        wait_for(lambda: mark.exists() and mark.read_text(), 10, "the application to see it")
         assert (marks / "forever-disconnect").read_text() in (
             "http.disconnect",
             "ClientDisconnected",

@@ -898,9 +898,9 @@ class H1Protocol(asyncio.Protocol):
             if kind is Request:
                 self._start(event)  # type: ignore[arg-type]
             elif event is NEED_DATA:
-                if self.config.stopping and not self.partial_head:
-                    self.close()
-                    return
+                # While the worker drains, a connection between requests is left
+                # to the sweep: the client may be sending its next request after a
+                # keep-alive response, and that request is served (with close).
                 if self.read_paused and not self.write_paused:
                     self.resume_reading()
                 return
