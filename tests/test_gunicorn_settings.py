@@ -148,8 +148,6 @@ PENDING = {
     "permit_unconventional_http_version",
     "casefold_http_method",
     "http_parser",
-    # the ASGI worker: the lead
-    "asgi_disconnect_grace_period",
 }
 
 #: gunicorn flags unicorn spells differently on purpose, with the flag it takes instead
