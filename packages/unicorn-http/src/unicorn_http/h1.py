@@ -48,7 +48,6 @@ and RFC 9110 (semantics); each check below names its section.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from email.utils import formatdate
 from itertools import repeat
@@ -77,6 +76,7 @@ from .grammar import (
     REASONS,
     TARGET_CLASSES,
 )
+from .receivebuffer import ReceiveBuffer
 
 __all__ = [
     "CLOSED",
@@ -340,20 +340,16 @@ class H1Connection:
         "__weakref__",
         "_body_left",
         "_body_seen",
-        "_buf",
         "_drained",
         "_draining",
-        "_eof",
         "_error",
         "_ext_seen",
         "_framing",
+        "_in",
         "_in_drain",
         "_memory",
-        "_more",
         "_options",
         "_out_left",
-        "_pos",
-        "_scan",
         "_sent_continue",
         "keep_alive",
         "next_event",
@@ -413,14 +409,7 @@ class H1Connection:
             if len(_PREPARED) < 64:
                 _PREPARED[args] = options
         self._options = options
-        # Unconsumed input is _buf[_pos:] followed by the pieces in _more. Readers
-        # move _pos instead of slicing off what they consumed, which would copy
-        # the rest of the buffer for every chunk and every pipelined request.
-        self._buf = b""
-        self._pos = 0
-        self._more: deque[bytes] = deque()
-        self._eof = False
-        self._scan = 0
+        self._in = ReceiveBuffer()
         self.their_state = IDLE
         self.our_state = IDLE
         #: the request being answered (None before the first head)
@@ -445,44 +434,12 @@ class H1Connection:
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes read from the socket; ``b""`` means the peer closed its side."""
-        if data:
-            if self._eof:
-                raise LocalProtocolError("received data after end of file")
-            # _buf may be empty while _more is not (a body reader took a piece
-            # from _more whole): new bytes still go behind the waiting ones.
-            if self._buf or self._more:
-                self._more.append(data)
-            else:
-                self._buf = data
-        else:
-            self._eof = True
+        self._in.feed(data)
 
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """Bytes received past the end of what was parsed (after a protocol switch), and EOF."""
-        return self._join(), self._eof
-
-    def _join(self) -> bytes:
-        """All unconsumed input as one string, from offset 0 (``_pos`` becomes 0)."""
-        buf = self._buf
-        if self._pos:
-            buf = buf[self._pos :]
-            self._pos = 0
-        if self._more:
-            self._more.appendleft(buf)
-            buf = b"".join(self._more)
-            self._more.clear()
-        self._buf = buf
-        return buf
-
-    def _advance(self, buf: bytes, to: int) -> None:
-        """Mark ``buf[:to]`` consumed (``buf`` is what ``_buf`` holds or will hold)."""
-        if to >= len(buf):
-            self._buf = b""
-            self._pos = 0
-        else:
-            self._buf = buf
-            self._pos = to
+        return self._in.join(), self._in.eof
 
     def _fail(self, reason: str, status: int = 400) -> RemoteProtocolError:
         return self._refuse(RemoteProtocolError(reason, status))
@@ -501,19 +458,17 @@ class H1Connection:
     # ------------------------------------------------------------ request head
 
     def _read_head(self) -> Event | object:
-        buf = self._buf
-        pos = self._pos
-        if self._more:
-            buf = self._join()
-            pos = 0
-        end = buf.find(b"\r\n\r\n", pos + self._scan)
-        if end < 0:
-            if not buf and not self._eof:
+        inp = self._in
+        scanned = inp.scan
+        head = inp.take_until(b"\r\n\r\n")
+        if head is None:
+            if not inp.buf and not inp.eof:
                 return NEED_DATA
-            return self._head_incomplete(self._join())
-        if buf[pos] == 13 and buf.startswith(_CRLF, pos):
-            buf = self._join()
+            return self._head_incomplete(inp.join(), scanned)
+        if not head or (head[0] == 13 and head.startswith(_CRLF)):
             # RFC 9112 section 2.2: ignore empty lines received before the request-line.
+            inp.unread(head + b"\r\n\r\n")
+            buf = inp.join()
             stripped = buf.lstrip(b"\r\n")
             skipped = len(buf) - len(stripped)
             if skipped > 16 or (stripped and buf[:skipped] != _CRLF * (skipped // 2)):
@@ -521,19 +476,9 @@ class H1Connection:
             if not stripped:
                 # Keep them until the request line starts: a CR may await its LF, and
                 # the limit must count every empty line however the reads split them.
-                return self._head_incomplete(buf)
-            self._buf = stripped
-            self._scan = 0
+                return self._head_incomplete(buf, 0)
+            inp.advance(buf, skipped)
             return self._read_head()
-        head = buf[pos:end]
-        end += 4
-        if end < len(buf):
-            self._buf = buf
-            self._pos = end
-        else:
-            self._buf = b""
-            self._pos = 0
-        self._scan = 0
         try:
             req = self._parse_head(head)
         except RemoteProtocolError as error:
@@ -564,7 +509,9 @@ class H1Connection:
             self.next_event = self._read_end
         return req
 
-    def _head_incomplete(self, buf: bytes) -> object:
+    def _head_incomplete(self, buf: bytes, scanned: int) -> object:
+        """No whole head yet in ``buf`` (all the unconsumed input): refuse what
+        can already be refused, or wait; ``scanned`` bytes were seen before."""
         le = buf.find(b"\r\n")
         if (
             le < 0 and len(buf) > self._options.limit_request_line + 2
@@ -575,20 +522,18 @@ class H1Connection:
             )
         if len(buf) > self._options.max_head:
             raise self._fail("request head larger than the header limits allow", 431)
-        # Bytes before self._scan were checked by the previous call: counting the
+        # Bytes before ``scanned`` were checked by the previous call: counting the
         # whole head again at every read would make a trickled head cost O(n^2).
-        s = self._scan
+        s = scanned
         if buf.count(b"\n", s) != buf.count(b"\r\n", s - 1 if s else 0):
             # RFC 9112 section 2.2: bare LF is not a line terminator we accept.
             raise self._fail("bare LF in request head (lines must end with CRLF)")
-        if self._eof:
+        if self._in.eof:
             if not buf.strip(b"\r\n"):
                 self.their_state = CLOSED
                 self.next_event = _ALWAYS_CLOSED
                 return _CLOSED_EVENT
             raise self._fail("connection closed in the middle of a request head")
-        # The terminator may straddle the next read: rescan only the last three bytes.
-        self._scan = max(0, len(buf) - 3)
         return NEED_DATA
 
     def _parse_head(self, head: bytes) -> Request:
@@ -750,28 +695,12 @@ class H1Connection:
 
     def _take_body(self, then: Callable[[], Event | object]) -> Event | object:
         """The next piece of a body whose remaining length is ``_body_left``; ``then`` reads on."""
-        buf = self._buf
-        pos = self._pos
-        if pos == len(buf):
-            if self._more:
-                buf = self._more.popleft()
-                pos = 0
-            elif self._eof:
-                raise self._fail(
-                    f"connection closed with {self._body_left} bytes of the request body to come"
-                )
-            else:
-                return NEED_DATA
         left = self._body_left
-        end = pos + left
-        if end >= len(buf):
-            chunk = buf[pos:] if pos else buf
-            self._buf = b""
-            self._pos = 0
-        else:
-            chunk = buf[pos:end]
-            self._buf = buf
-            self._pos = end
+        chunk = self._in.take(left)
+        if not chunk:
+            if self._in.eof:
+                raise self._fail(f"connection closed with {left} bytes of the request body to come")
+            return NEED_DATA
         left -= len(chunk)
         self._body_left = left
         if not left:
@@ -781,23 +710,15 @@ class H1Connection:
         return Data(chunk)
 
     def _read_chunk_size(self) -> Event | object:
-        buf = self._buf
-        pos = self._pos
-        i = buf.find(b"\r\n", pos)
-        if i < 0 and self._more:
-            buf = self._join()
-            pos = 0
-            i = buf.find(b"\r\n")
-        if i < 0 or i - pos > self._options.max_chunk_line:
-            if (
-                i - pos > self._options.max_chunk_line
-                or len(buf) - pos > self._options.max_chunk_line + 2
-            ):
+        inp = self._in
+        line = inp.take_until(_CRLF)
+        limit = self._options.max_chunk_line
+        if line is None or len(line) > limit:
+            if line is not None or len(inp) > limit + 2:
                 raise self._fail("chunk size line longer than the chunk extension limit")
-            if self._eof:
+            if inp.eof:
                 raise self._fail("connection closed inside a chunked request body")
             return NEED_DATA
-        line = buf[pos:i]
         # Fast path: plain hex digits. int(x, 16) alone would also take "0x",
         # "_" and a sign (RFC 9112 section 7.1 allows none), so those go the
         # strict way, through the grammar.
@@ -808,7 +729,6 @@ class H1Connection:
                 size = self._chunk_size_line(line)
         else:
             size = self._chunk_size_line(line)
-        self._advance(buf, i + 2)
         if size == 0:
             self.next_event = self._read_trailers
             return self._read_trailers()
@@ -838,43 +758,35 @@ class H1Connection:
         return self._take_body(self._read_chunk_crlf)
 
     def _read_chunk_crlf(self) -> Event | object:
-        buf = self._buf
-        pos = self._pos
-        if len(buf) - pos < 2:
-            buf = self._join()
-            pos = 0
-        if len(buf) < 2:
-            if buf and buf != b"\r":
+        crlf = self._in.take_prefix(_CRLF)
+        if not crlf:
+            if crlf is False:
                 raise self._fail("chunk data not followed by CRLF (RFC 9112 section 7.1)")
-            if self._eof:
+            if self._in.eof:
                 raise self._fail("connection closed inside a chunked request body")
             return NEED_DATA
-        if not buf.startswith(_CRLF, pos):
-            raise self._fail("chunk data not followed by CRLF (RFC 9112 section 7.1)")
-        self._advance(buf, pos + 2)
         self.next_event = self._read_chunk_size
         return self._read_chunk_size()
 
     def _read_trailers(self) -> Event | object:
-        buf = self._join()
-        if buf[:2] == _CRLF:
-            self._advance(buf, 2)
+        inp = self._in
+        if inp.take_prefix(_CRLF):
             if self._end_of_request():
                 return self.next_event()
             return _EMPTY_EOM
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > self._options.limit_trailer_size:
+        limit = self._options.limit_trailer_size
+        block = inp.take_until(b"\r\n\r\n")
+        if block is None:
+            buf = inp.join()
+            if len(buf) > limit:
                 raise self._fail("trailer section over its limit", 431)
             if len(buf) >= 2 and buf.count(b"\n") != buf.count(b"\r\n"):
                 raise self._fail("bare LF in the trailer section (RFC 9112 section 2.2)")
-            if self._eof:
+            if inp.eof:
                 raise self._fail("connection closed before the end of the chunked body")
             return NEED_DATA
-        if end > self._options.limit_trailer_size:
+        if len(block) > limit:
             raise self._fail("trailer section over its limit", 431)
-        block = buf[:end]
-        self._advance(buf, end + 4)
         trailers = self._parse_fields(block)
         for name, _ in trailers:
             if name in FORBIDDEN_TRAILERS:
