@@ -133,6 +133,12 @@ REQUESTS = [
         RequestFraming(False, False, None, None, False),
     ),
     ("rfc9110-10.1.1-unknown-expectation", [H, (b"expect", b"magic")], b"1.1", 417),
+    (
+        "rfc9110-5.3-two-content-types",
+        [H, (b"content-type", b"a/b"), (b"content-type", b"c/d")],
+        b"1.1",
+        400,
+    ),
     ("rfc9112-3.2-missing-host", [], b"1.1", 400),
     ("rfc9112-3.2-no-host-in-1.0", [], b"1.0", RequestFraming(False, False, None, None, False)),
     ("rfc9112-3.2-two-hosts", [H, H], b"1.1", 400),

@@ -109,7 +109,8 @@ def parse_field_lines(
         raise RemoteProtocolError(
             f"more than limit_request_fields ({limit_fields}) header fields", 431
         )
-    if len(text) > limit_field_size and max(map(len, lines)) > limit_field_size:
+    # A field line counts with its CRLF, as gunicorn counts it.
+    if len(text) + 2 > limit_field_size and max(map(len, lines)) + 2 > limit_field_size:
         raise RemoteProtocolError(
             f"a header field is longer than limit_request_field_size ({limit_field_size} bytes)",
             431,

@@ -27,7 +27,15 @@ __all__ = [
 
 # Request headers the framing rules act on; every other header is passed through untouched.
 FRAMING_FIELDS = frozenset(
-    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
+    (
+        b"host",
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"expect",
+        b"upgrade",
+        b"content-type",
+    )
 )
 
 
@@ -147,12 +155,14 @@ def request_framing(headers: Headers, http_version: bytes) -> RequestFraming:
       repeat is refused in HTTP/1.0 too.
     - RFC 9110 section 10.1.1: the only expectation is ``100-continue``
       (417 otherwise); it means nothing from an HTTP/1.0 client.
+    - RFC 9110 section 5.3: Content-Type is a singleton; a repeat is refused.
     - the body (:func:`body_framing`) and the connection (:func:`keep_alive`).
     """
     content_length = None
     expect_continue = False
     upgrade = None
     hosts = 0
+    content_types = 0
     connection = b""
     te = None
     for name, value in headers:
@@ -171,6 +181,12 @@ def request_framing(headers: Headers, http_version: bytes) -> RequestFraming:
             if value.lower() != b"100-continue":
                 raise RemoteProtocolError("unsupported expectation (RFC 9110 section 10.1.1)", 417)
             expect_continue = http_version == b"1.1"
+        elif name == b"content-type":
+            # RFC 9110 section 5.3: a singleton field cannot be combined into a
+            # list; a repeat is read differently by different parsers.
+            content_types += 1
+            if content_types > 1:
+                raise RemoteProtocolError("more than one Content-Type (RFC 9110 section 5.3)")
         else:
             upgrade = value.lower()
 

@@ -525,9 +525,16 @@ class H1Connection:
         # Bytes before ``scanned`` were checked by the previous call: counting the
         # whole head again at every read would make a trickled head cost O(n^2).
         s = scanned
+        if not s and buf[:1] == b"\x16":
+            # A TLS record (ClientHello) on a plain-HTTP listener: say so at once
+            # instead of waiting for an end of line that never comes.
+            raise self._fail("TLS handshake on a plain HTTP port (is the client using https://?)")
         if buf.count(b"\n", s) != buf.count(b"\r\n", s - 1 if s else 0):
             # RFC 9112 section 2.2: bare LF is not a line terminator we accept.
             raise self._fail("bare LF in request head (lines must end with CRLF)")
+        if buf.count(b"\r", s) - buf.endswith(b"\r") != buf.count(b"\r\n", s):
+            # RFC 9112 section 2.2: nor is a bare CR; a CR at the very end may await its LF.
+            raise self._fail("bare CR in request head (lines must end with CRLF)")
         if self._in.eof:
             if not buf.strip(b"\r\n"):
                 self.their_state = CLOSED
