@@ -33,6 +33,13 @@ status to answer with; after one, the request side is ERROR for good (the
 framing of what follows is unknowable) and the only thing left to do is
 ``send_error(exc)`` and close.
 
+The pieces it is built from, each small and tested alone: the input is a
+``ReceiveBuffer`` (``receivebuffer.py``: no copies, a search that resumes
+where it stopped); field lines are checked by ``fields.py`` (one definition
+of a valid field, for what we read and what we write); what a head says of
+its body and of the connection is ``framing.request_framing``, pure
+functions of the fields; what the connection remembers is a ``HeadMemory``.
+
 A connection remembers what it has checked: request lines and field lines
 it has parsed before (by their exact bytes, 16 KiB of them), and its last
 field block with the framing it implied. Clients repeat themselves on a
