@@ -298,21 +298,7 @@ def test_bad_packets_close_the_connection_with_a_log_line(unicorns, worker, tmp_
         nginx.stop()
 
 
-@pytest.mark.parametrize(
-    "worker",
-    [
-        "sync",
-        "gthread",
-        pytest.param(
-            "asgi",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the asgi worker never feeds end of file to the protocol "
-                "(H1Protocol has no eof_received): a packet cut short is closed unlogged",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("worker", ["sync", "gthread", "asgi"])
 def test_packet_cut_short_by_the_peer_is_logged(unicorns, worker):
     server = unicorns(worker)
     answer = send_raw(server.addr, GOOD[:-3])  # returns once unicorn has closed
