@@ -20,7 +20,7 @@ from typing import Any
 with warnings.catch_warnings():
     # eventlet warns about its own deprecation on import; the worker says it
     # once, in the error log, where an operator looks.
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     import eventlet
     import eventlet.greenpool
     import greenlet

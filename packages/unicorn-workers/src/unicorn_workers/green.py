@@ -146,7 +146,12 @@ class GreenServer:
                 except InterruptedError:
                     ready = []
                 if ready:
-                    control.drain_wakeup()
+                    # One read empties the pipe (a few bytes); a loop reading to
+                    # EAGAIN would wait forever under eventlet's green os.read.
+                    try:
+                        os.read(wakeup, 65536)
+                    except OSError:
+                        pass
                 if not control.is_parent_alive():
                     control.alive = False
         finally:
