@@ -23,6 +23,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import eventlet
     import eventlet.greenpool
+    import eventlet.patcher
     import greenlet
 
 from unicorn_workers.green import GreenWorker
@@ -39,6 +40,7 @@ DEPRECATION = (
 class EventletBackend:
     name = "eventlet"
     killed = greenlet.GreenletExit
+    raw_os = eventlet.patcher.original("os")
 
     def patch(self) -> None:
         eventlet.monkey_patch()

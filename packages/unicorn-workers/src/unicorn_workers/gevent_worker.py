@@ -10,6 +10,7 @@ the same ``ClientConnection`` the sync and gthread workers use.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gevent
@@ -24,6 +25,7 @@ __all__ = ["GeventBackend", "GeventWorker"]
 class GeventBackend:
     name = "gevent"
     killed = gevent.GreenletExit
+    raw_os = os  # gevent leaves os.read and os.write alone
 
     def patch(self) -> None:
         monkey.patch_all()

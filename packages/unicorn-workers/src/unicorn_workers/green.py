@@ -65,6 +65,10 @@ class GreenBackend(Protocol):
     name: str
     #: the exception a killed green thread sees (``GreenletExit``)
     killed: type[BaseException]
+    #: the ``os`` module as it was before patching (eventlet's green ``os.read``
+    #: and ``os.write`` wait for the descriptor first, which a signal handler
+    #: running in the hub may not do)
+    raw_os: Any
 
     def patch(self) -> None:
         """Monkey-patch the standard library (once, before the app is imported)."""
@@ -149,7 +153,7 @@ class GreenServer:
                     # One read empties the pipe (a few bytes); a loop reading to
                     # EAGAIN would wait forever under eventlet's green os.read.
                     try:
-                        os.read(wakeup, 65536)
+                        backend.raw_os.read(wakeup, 65536)
                     except OSError:
                         pass
                 if not control.is_parent_alive():
@@ -362,6 +366,14 @@ class GreenWorker(Worker):
         self.backend.patch()
         self._server: GreenServer | None = None
         super().init_process()
+
+    def wakeup(self) -> None:
+        """Make ``wakeup_fd`` readable; safe from a signal handler running in the hub."""
+        if self._wakeup_w >= 0:
+            try:
+                self.backend.raw_os.write(self._wakeup_w, b"!")
+            except OSError:
+                pass
 
     def handle_quit(self, sig: int, frame: Any) -> None:
         """INT/QUIT: fast stop, from the main green thread rather than wherever
