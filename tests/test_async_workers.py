@@ -201,7 +201,15 @@ def test_tornado_serves_a_native_app_with_tornados_server(tmp_path):
 
 
 def test_tornado_native_app_max_requests_and_graceful_stop(tmp_path):
-    srv = Unicorn(tmp_path, "tornado_app:app", "-k", "tornado", "--max-requests", "3")
+    srv = Unicorn(
+        tmp_path,
+        "tornado_app:app",
+        "-k",
+        "tornado",
+        "--max-requests",
+        "3",
+        env={"ROUTES_MARK_DIR": str(tmp_path)},
+    )
     try:
 
         def pid() -> str | None:
@@ -216,7 +224,7 @@ def test_tornado_native_app_max_requests_and_graceful_stop(tmp_path):
         result = {}
         t = threading.Thread(target=lambda: result.setdefault("r", _get(srv.url + "/sleep?s=1")))
         t.start()
-        wait_for(lambda: srv.log().count("Booting worker") >= 2, what="the new worker")
+        wait_for(lambda: (tmp_path / "entered").exists(), what="the request to reach the app")
         srv.proc.send_signal(15)
         t.join(10)
         assert result["r"].text == "slept"

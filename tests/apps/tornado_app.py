@@ -20,6 +20,10 @@ class WhoAmI(tornado.web.RequestHandler):
 
 class Sleep(tornado.web.RequestHandler):
     async def get(self) -> None:
+        mark = os.environ.get("ROUTES_MARK_DIR")
+        if mark:  # lets a test see that the request is in the application
+            with open(os.path.join(mark, "entered"), "w"):
+                pass
         await asyncio.sleep(float(self.get_argument("s", "0.1")))
         self.write("slept")
 
