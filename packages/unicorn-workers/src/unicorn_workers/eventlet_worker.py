@@ -21,10 +21,15 @@ with warnings.catch_warnings():
     # eventlet warns about its own deprecation on import; the worker says it
     # once, in the error log, where an operator looks.
     warnings.simplefilter("ignore")
-    import eventlet
-    import eventlet.greenpool
-    import eventlet.patcher
-    import greenlet
+    try:
+        import eventlet
+        import eventlet.greenpool
+        import eventlet.patcher
+        import greenlet
+    except ImportError as exc:  # the extra is missing: say which one
+        raise ImportError(
+            f'the eventlet worker needs eventlet ({exc}): pip install "unicorn[eventlet]"'
+        ) from exc
 
 from unicorn_workers.green import GreenWorker
 

@@ -13,9 +13,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import gevent
-import gevent.pool
-from gevent import monkey
+try:
+    import gevent
+    import gevent.pool
+    from gevent import monkey
+except ImportError as exc:  # the extra is missing: say which one
+    raise ImportError(
+        f'the gevent worker needs gevent ({exc}): pip install "unicorn[gevent]"'
+    ) from exc
 
 from unicorn_workers.green import GreenWorker
 

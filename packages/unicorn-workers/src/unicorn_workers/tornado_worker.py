@@ -41,11 +41,16 @@ import threading
 import time
 from typing import Any
 
-import tornado.httpserver
-import tornado.httputil
-import tornado.iostream
-import tornado.netutil
-import tornado.web
+try:
+    import tornado.httpserver
+    import tornado.httputil
+    import tornado.iostream
+    import tornado.netutil
+    import tornado.web
+except ImportError as exc:  # the extra is missing: say which one
+    raise ImportError(
+        f'the tornado worker needs tornado ({exc}): pip install "unicorn[tornado]"'
+    ) from exc
 
 from unicorn_core.workers import Worker
 from unicorn_http import NEED_DATA
