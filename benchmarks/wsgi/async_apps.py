@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import tornado.web
-
 from hello_app import app as hello  # noqa: F401  (the WSGI hello world)
 
 BODY = b"Hello, World!"

@@ -9,7 +9,10 @@ eventlet worker was removed in 26.0), so eventlet has no peer column.
     uv run --no-sync python benchmarks/wsgi/bench_async.py [--duration 3] [--repeat 2]
 
 The server is pinned to CPU 0 and wrk to CPU 1 (taskset). Servers of one case
-run side by side and are measured in turns; each cell is the median.
+run side by side and are measured in turns; each cell is the median. CPU/req
+is the server's CPU time (user + system, from /proc) per request: unlike
+req/s it does not move when other processes share CPU 0, so on a busy
+machine its ratio is the steadier comparison.
 """
 
 from __future__ import annotations
@@ -85,6 +88,17 @@ class Server:
                 raise SystemExit(f"{name} -k {worker} did not start; see {self.log.name}")
             time.sleep(0.05)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the server's processes so far (Linux /proc)."""
+        total = 0.0
+        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)  # fast stop: wrk's connections may linger
         try:
@@ -95,10 +109,19 @@ class Server:
         self.log.close()
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(port: int, seconds: float, conns: int, cpu: int | None) -> tuple[float, float, str]:
+def run_wrk(
+    port: int, seconds: float, conns: int, cpu: int | None
+) -> tuple[float, float, str, int]:
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--latency"]
     cmd += ["--timeout", "10s"]
     out = subprocess.run(
@@ -108,7 +131,8 @@ def run_wrk(port: int, seconds: float, conns: int, cpu: int | None) -> tuple[flo
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     p99 = float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    return rps, p99, errors.group(0) if errors else ""
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rps, p99, errors.group(0) if errors else "", count
 
 
 def main() -> None:
@@ -135,41 +159,54 @@ def main() -> None:
             if args.only and worker != args.only:
                 continue
             servers = {n: Server(n, worker, app, server_cpu, logdir) for n in names}
-            runs: dict[str, list[tuple[float, float, str]]] = {n: [] for n in names}
+            runs: dict[str, list[tuple[float, float, str, int]]] = {n: [] for n in names}
+            cpu_us: dict[str, list[float]] = {n: [] for n in names}
             try:
                 for server in servers.values():
                     if args.warmup:
                         run_wrk(server.port, args.warmup, conns, load_cpu)
                 for _ in range(args.repeat):
                     for name, server in servers.items():
-                        runs[name].append(run_wrk(server.port, args.duration, conns, load_cpu))
+                        before = server.cpu_seconds()
+                        run = run_wrk(server.port, args.duration, conns, load_cpu)
+                        runs[name].append(run)
+                        used = server.cpu_seconds() - before
+                        cpu_us[name].append(used * 1e6 / max(run[3], 1))
             finally:
                 for server in servers.values():
                     server.stop()
             cells = {}
             for name in names:
-                rps = statistics.median(r for r, _, _ in runs[name])
-                p99 = statistics.median(p for _, p, _ in runs[name])
-                errs = "; ".join(sorted({e for _, _, e in runs[name] if e}))
-                cells[name] = (rps, p99)
-                spread = ", ".join(f"{r:.0f}" for r, _, _ in runs[name])
+                rps = statistics.median(r[0] for r in runs[name])
+                p99 = statistics.median(r[1] for r in runs[name])
+                cpu = statistics.median(cpu_us[name])
+                errs = "; ".join(sorted({r[2] for r in runs[name] if r[2]}))
+                cells[name] = (rps, p99, cpu)
+                spread = ", ".join(f"{r[0]:.0f}" for r in runs[name])
                 print(
                     f"  {case:26} {worker:8} c={conns:<5} {name:8} {rps:8.0f} req/s "
-                    f"p99 {p99:8.2f} ms (runs: {spread}) {errs}",
+                    f"p99 {p99:8.2f} ms cpu {cpu:6.0f} us/req (runs: {spread}) {errs}",
                     file=sys.stderr,
                 )
             rows.append((case, worker, conns, cells))
     print()
-    print("| case | worker | connections | unicorn req/s | unicorn p99 | gunicorn req/s "
-          "| gunicorn p99 | ratio | of ideal |")  # fmt: skip
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| case | worker | connections | unicorn req/s | unicorn p99 | unicorn CPU/req "
+          "| gunicorn req/s | gunicorn p99 | gunicorn CPU/req | req/s ratio | CPU ratio "
+          "| of ideal |")  # fmt: skip
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for case, worker, conns, cells in rows:
-        u_rps, u_p99 = cells["unicorn"]
+        u_rps, u_p99, u_cpu = cells["unicorn"]
         g = cells.get("gunicorn")
         ideal = f"{u_rps / (conns * 10):.0%}" if case.startswith("wait") else ""
-        g_text = f"{g[0]:,.0f} | {g[1]:.1f} ms | {u_rps / g[0]:.2f}x" if g else "— | — | —"
+        g_text = (
+            f"{g[0]:,.0f} | {g[1]:.1f} ms | {g[2]:.0f} µs | {u_rps / g[0]:.2f}x | "
+            f"{g[2] / u_cpu:.2f}x"
+            if g
+            else "— | — | — | — | —"
+        )
         print(
-            f"| {case} | {worker} | {conns:,} | {u_rps:,.0f} | {u_p99:.1f} ms | {g_text} | {ideal} |"
+            f"| {case} | {worker} | {conns:,} | {u_rps:,.0f} | {u_p99:.1f} ms | {u_cpu:.0f} µs "
+            f"| {g_text} | {ideal} |"
         )
 
 
