@@ -62,8 +62,9 @@ from urllib.parse import unquote_to_bytes
 from unicorn_asgi.eager import current_tasks, start_eagerly
 from unicorn_asgi.errors import ClientDisconnected
 from unicorn_asgi.tls_scope import first_certificate, tls_extension
-from unicorn_core.http_settings import edge_options
+from unicorn_core.http_settings import edge_options, http2_options
 from unicorn_http import (
+    CONNECT_REFUSED,
     METHOD_NAMES,
     MUST_CLOSE,
     NEED_DATA,
@@ -88,7 +89,7 @@ __all__ = [
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
 
-_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2"}
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2", b"3": "3"}
 _500_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"connection", b"close"),
@@ -163,6 +164,16 @@ class ASGIConfig:
         #: lifespan state; each request scope gets a shallow copy
         self.state = state
         self.keepalive = float(get("keepalive", 2))
+        #: client_header_timeout: the deadline of a request head (0: none)
+        self.header_timeout = float(get("client_header_timeout", 20.0))
+        #: HTTP/2 is offered (ALPN on TLS; http2_cleartext in the clear)
+        self.http2 = "h2" in (get("http_protocols", ["h1"]) or ())
+        cleartext = str(get("http2_cleartext", "off")) if self.http2 else "off"
+        #: a trusted peer may open with the HTTP/2 preface / ask for Upgrade: h2c
+        self.h2_prior_knowledge = cleartext in ("prior-knowledge", "both")
+        self.h2_only = cleartext == "prior-knowledge"
+        self.h2_upgrade = cleartext in ("upgrade", "both")
+        self.h2_options = http2_options(cfg)
         self.worker_connections = max(1, int(get("worker_connections", 1000)))
         #: the protocol and the trust rules every connection shares (unicorn_http.edge)
         self.edge = EdgeRules(**edge_options(cfg), log=log)
@@ -627,7 +638,9 @@ class H1Protocol(asyncio.Protocol):
         "line_scope",
         "line_version",
         "loop",
+        "preface",
         "read_paused",
+        "requests",
         "scheme",
         "scope_base",
         "server",
@@ -655,6 +668,7 @@ class H1Protocol(asyncio.Protocol):
         self.client: tuple | None = None
         self.server: tuple | None = None
         self.trusted = False
+        self.preface: bytes | None = None
         #: the scope's extensions: the worker's, plus ``tls`` on a TLS connection
         self.extensions = config.extensions
         #: the last request's fields when they held no forwarded header
@@ -666,7 +680,11 @@ class H1Protocol(asyncio.Protocol):
         self.line_path: bytes | None = None
         self.line_version: bytes | None = None
         self.line_scope: dict = {}
+        #: when the connection last became idle: its start, or the end of a response.
+        #: Bytes of a head trickling in do not move it (client_header_timeout).
         self.last_active = config.clock
+        #: requests answered on this connection (0: still waiting for its first)
+        self.requests = 0
 
     # -- asyncio callbacks -------------------------------------------------------------
 
@@ -695,6 +713,11 @@ class H1Protocol(asyncio.Protocol):
                 config.log.exception("Could not describe the TLS connection for the scope")
             else:
                 self.extensions = {**config.extensions, "tls": tls}
+            if config.http2 and ssl_object.selected_alpn_protocol() == "h2":
+                self._to_http2()
+                return
+        #: bytes a trusted cleartext peer sent that may be the HTTP/2 preface
+        self.preface = b"" if config.h2_prior_knowledge and self.trusted_peer() else None
         self._scope_base()
         self.last_active = config.clock
         connections = config.connections
@@ -724,6 +747,10 @@ class H1Protocol(asyncio.Protocol):
             data = self._take_proxy_header(data)
             if not data:
                 return
+        if self.preface is not None:
+            data = self._maybe_http2(data)
+            if not data:
+                return
         conn = self.conn
         try:
             conn.receive_data(data)
@@ -740,6 +767,18 @@ class H1Protocol(asyncio.Protocol):
             self.read_paused = True
             self.transport.pause_reading()
 
+    def eof_received(self) -> bool | None:
+        """The client closed its side: the parser learns of it, so a head or packet
+        cut short is refused (and logged) rather than dropped in silence."""
+        conn = self.conn
+        if conn is not None and self.cycle is None and not self.closed:
+            try:
+                conn.receive_data(b"")
+            except LocalProtocolError:
+                return None
+            self._process()
+        return None
+
     def _take_proxy_header(self, data: bytes) -> bytes:
         """Take the PROXY protocol header off the front of the stream: the client it
         names replaces the peer (the balancer) in the scope; the rest is HTTP."""
@@ -753,6 +792,43 @@ class H1Protocol(asyncio.Protocol):
             self.client = edge.client  # type: ignore[union-attr]
             self._scope_base()
         return rest
+
+    def trusted_peer(self) -> bool:
+        """The peer is in forwarded_allow_ips (the trust h2c asks for)."""
+        return self.config.edge.forwarded_allow(self.edge.peer_host)  # type: ignore[union-attr]
+
+    def _to_http2(self, initial: bytes = b"") -> None:
+        """Hand the transport to an HTTP/2 session (ALPN h2, or the preface)."""
+        from unicorn_asgi.http2 import H2Session
+
+        self.closed = True  # this object serves no more; the session does
+        self.config.connections.discard(self)
+        H2Session(self.config, self).take_over(self.transport, initial)
+
+    def _maybe_http2(self, data: bytes) -> bytes:
+        """Prior knowledge (RFC 9113 section 3.3): a trusted peer's connection that
+        opens with the preface is HTTP/2; on a prior-knowledge-only port, anything
+        else from it is refused."""
+        from unicorn_http.h2 import looks_like_preface
+
+        data = self.preface + data  # type: ignore[operator]
+        verdict = looks_like_preface(data)
+        if verdict is None:
+            self.preface = data
+            return b""
+        self.preface = None
+        if verdict:
+            self._to_http2(data)
+            return b""
+        if self.config.h2_only:
+            self._refuse(
+                RemoteProtocolError(
+                    "expected the HTTP/2 connection preface (http2_cleartext is prior-knowledge)",
+                    400,
+                )
+            )
+            return b""
+        return data
 
     def _scope_base(self) -> None:
         config = self.config
@@ -788,6 +864,8 @@ class H1Protocol(asyncio.Protocol):
             self.drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        if self.cycle is None and not self.closed:
+            self._process()  # the next pipelined request, held back while writing was paused
 
     # -- reading requests ----------------------------------------------------------------
 
@@ -804,11 +882,10 @@ class H1Protocol(asyncio.Protocol):
             if kind is Request:
                 self._start(event)  # type: ignore[arg-type]
             elif event is NEED_DATA:
-                if self.config.stopping:
+                if self.config.stopping and not self.partial_head:
                     self.close()
                     return
-                self.last_active = self.config.clock
-                if self.read_paused:
+                if self.read_paused and not self.write_paused:
                     self.resume_reading()
                 return
             elif kind is ConnectionClosed:
@@ -821,6 +898,9 @@ class H1Protocol(asyncio.Protocol):
 
     def _start(self, req: Request) -> None:
         config = self.config
+        if req.method == b"CONNECT":
+            self._refuse(CONNECT_REFUSED)
+            return
         upgrade = req.upgrade
         if (
             upgrade is not None
@@ -951,10 +1031,20 @@ class H1Protocol(asyncio.Protocol):
         worker = config.worker
         if worker is not None:
             worker.handled_request()
+        self.requests += 1
+        self.last_active = config.clock
         if self.closed:
             return
         if not cycle.complete or self.conn.our_state is MUST_CLOSE:
             self.close()
+            return
+        if self.write_paused:
+            # The client is not reading its responses: read no further request
+            # until it does (resume_writing goes on), so pipelined requests cannot
+            # pile up responses in the transport without bound.
+            if not self.read_paused:
+                self.read_paused = True
+                self.transport.pause_reading()
             return
         if not self.stepping:
             self.loop.call_soon(self._process)
@@ -1027,11 +1117,46 @@ class H1Protocol(asyncio.Protocol):
     def idle(self) -> bool:
         return self.cycle is None
 
+    @property
+    def partial_head(self) -> bool:
+        """Bytes of a request head have arrived and wait for the rest."""
+        conn = self.conn
+        return conn is not None and bool(conn.trailing_data[0])
+
+    def sweep(self, now: float, keepalive: float, header_timeout: float) -> None:
+        """The worker's clock (idle connections only): close one whose wait is over.
+
+        A head still incomplete ``header_timeout`` after the connection became
+        idle gets 408, however its bytes trickle; a new connection waits that
+        long for its first request too. Otherwise an idle keep-alive connection
+        is closed after ``keepalive``, or, while the worker drains, once its
+        keep-alive time is up with no byte of a request pending (a request on
+        the wire is served, with ``Connection: close``).
+        """
+        if self.write_paused:
+            return  # not idle: a response waits for the client to read it
+        waited = now - self.last_active
+        if self.partial_head:
+            if header_timeout and waited > header_timeout:
+                self._refuse(
+                    RemoteProtocolError(
+                        f"request head not complete within client_header_timeout "
+                        f"({header_timeout:g} s)",
+                        408,
+                    )
+                )
+        elif self.requests == 0 and not self.config.stopping:
+            if header_timeout and waited > header_timeout:
+                self.close()
+        elif waited > keepalive:
+            self.close()
+
     def stop(self) -> None:
-        """The worker drains: close when idle, end a wait for the client otherwise."""
+        """The worker drains: idle connections are left to the sweep, which closes
+        them when no request is on its way; a wait for the client is ended."""
         cycle = self.cycle
         if cycle is None:
-            self.close()
+            return
         else:
             cycle.shutdown = True
             if cycle.body_done:

@@ -229,10 +229,15 @@ class WebSocketSession(asyncio.Protocol):
             finally:
                 self.waiter = None
         message = self.queue.popleft()
-        if self.read_paused and len(self.queue) < _QUEUE_HIGH // 2:
+        self._maybe_resume()
+        return message
+
+    def _maybe_resume(self) -> None:
+        """Read again once the application has caught up and the client reads what
+        we write (the Pongs and Close echoes the protocol answers on its own)."""
+        if self.read_paused and len(self.queue) < _QUEUE_HIGH // 2 and not self.proto.write_paused:
             self.read_paused = False
             self.proto.transport.resume_reading()
-        return message
 
     def _disconnect_message(self) -> dict:
         return {
@@ -368,9 +373,12 @@ class WebSocketSession(asyncio.Protocol):
                 return
         if queue:
             self.wake()
-            if len(queue) >= _QUEUE_HIGH and not self.read_paused:
-                self.read_paused = True
-                self.proto.transport.pause_reading()
+        # Stop reading while the application is behind, and while the client does
+        # not read our writes: a Ping flood from a client that never reads would
+        # otherwise pile up its Pongs in the transport without bound.
+        if (len(queue) >= _QUEUE_HIGH or self.proto.write_paused) and not self.read_paused:
+            self.read_paused = True
+            self.proto.transport.pause_reading()
 
     def _finish(self, code: int, reason: str) -> None:
         """The WebSocket is over (the peer's Close, or a protocol error)."""
@@ -395,6 +403,7 @@ class WebSocketSession(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.proto.resume_writing()
+        self._maybe_resume()
 
     def eof_received(self) -> bool | None:
         return None

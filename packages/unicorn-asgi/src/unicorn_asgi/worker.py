@@ -52,7 +52,9 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
 
 
 class ASGIWorker(Worker):
-    """An asyncio (or uvloop) ASGI 3.0 worker: HTTP/1.1 and lifespan."""
+    """An asyncio (or uvloop) ASGI 3.0 worker: HTTP/1.1, HTTP/2 and lifespan."""
+
+    supports_http2 = True
 
     def init_signals(self) -> None:
         super().init_signals()
@@ -99,6 +101,19 @@ class ASGIWorker(Worker):
             state=lifespan.state if lifespan is not None and lifespan.supported else None,
         )
         install_websocket(config, cfg)
+        if config.h2_upgrade:
+            from unicorn_asgi.http2 import upgrade_h2c
+
+            config.upgrades[b"h2c"] = upgrade_h2c
+        if (
+            config.http2
+            and self.ssl_context is None
+            and not (config.h2_prior_knowledge or config.h2_upgrade)
+        ):
+            log.warning(
+                "http_protocols includes h2 but there is no TLS and http2_cleartext "
+                "is off: HTTP/2 will never be negotiated"
+            )
         self._config = config
         self._loop = loop
         self._servers: list[Any] = []
@@ -178,25 +193,29 @@ class ASGIWorker(Worker):
 
     async def _tick(self) -> None:
         loop = self._loop
-        config = self._config
         interval = min(self.notify_interval, _TICK)
-        keepalive = config.keepalive
         while self.alive:
             self.notify()
             if not self.is_parent_alive():
                 self.log.info("Parent changed, shutting down: %s", self)
                 self.alive = False
                 break
-            now = config.clock = loop.time()
-            for proto in [p for p in config.connections if p.cycle is None]:
-                if now - proto.last_active > keepalive:
-                    proto.close()
+            self._sweep(loop.time())
             if self._wake.done():
                 self._wake = loop.create_future()
             try:
                 await asyncio.wait_for(asyncio.shield(self._wake), interval)
             except TimeoutError:
                 pass
+
+    def _sweep(self, now: float) -> None:
+        """Close idle connections whose wait is over (``H1Protocol.sweep``)."""
+        config = self._config
+        config.clock = now
+        keepalive = config.keepalive
+        header_timeout = config.header_timeout
+        for proto in [p for p in config.connections if p.cycle is None]:
+            proto.sweep(now, keepalive, header_timeout)
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -214,6 +233,7 @@ class ASGIWorker(Worker):
         while (config.connections or config.tasks) and loop.time() < deadline:
             self.notify()
             await asyncio.sleep(0.02)
+            self._sweep(loop.time())
         if config.connections or config.tasks:
             if not self._quick:
                 self.log.warning(

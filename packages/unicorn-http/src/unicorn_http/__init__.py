@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .connection import Origin, ProtocolFactory, ServerConnection
 from .edge import (
+    CONNECT_REFUSED,
     METHOD_NAMES,
     PROTOCOL_NAMES,
     ConnectionEdge,
@@ -68,6 +69,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CLOSED",
     "CLOSING",
+    "CONNECT_REFUSED",
     "DONE",
     "ERROR",
     "IDLE",

@@ -40,6 +40,7 @@ from .events import Headers, Request
 from .proxy_protocol import parse_proxy_header
 
 __all__ = [
+    "CONNECT_REFUSED",
     "METHOD_NAMES",
     "PROTOCOL_NAMES",
     "ConnectionEdge",
@@ -55,7 +56,7 @@ METHOD_NAMES = {
     for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 }
 #: ``Request.http_version`` -> the protocol's name (``SERVER_PROTOCOL``, the access log)
-PROTOCOL_NAMES = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2": "HTTP/2"}
+PROTOCOL_NAMES = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2": "HTTP/2", b"3": "HTTP/3"}
 
 _XFF = b"x-forwarded-for"
 _SCRIPT_NAME = b"script_name"
@@ -97,6 +98,7 @@ class EdgeRules:
         secure_scheme_headers: dict[str, str] | None = None,
         forwarder_headers: Iterable[str] = ("SCRIPT_NAME", "PATH_INFO"),
         proxy_from: Matcher | None = None,
+        proxy_versions: tuple[int, ...] = (1, 2),
         protocol_allow: Matcher | None = None,
         protocol_allow_setting: str = "",
         log: Any = None,
@@ -106,6 +108,8 @@ class EdgeRules:
         self.protocol_name = protocol_name
         self.forwarded_allow = forwarded_allow
         self.proxy_from = proxy_from
+        #: the PROXY header versions accepted (proxy_protocol v1, v2 or auto)
+        self.proxy_versions = tuple(proxy_versions)
         self.protocol_allow = protocol_allow
         self.protocol_allow_setting = protocol_allow_setting
         self.log = log
@@ -230,7 +234,7 @@ class ConnectionEdge:
         malformed one. The client it names replaces the peer (the balancer)."""
         data = self.proxy_pending + data  # type: ignore[operator]
         try:
-            found = parse_proxy_header(data)
+            found = parse_proxy_header(data, self.rules.proxy_versions)
         except RemoteProtocolError:
             self.proxy_pending = None
             raise
@@ -254,6 +258,12 @@ class ConnectionEdge:
             return self.conn.send_error(exc)
         except LocalProtocolError:
             return b""
+
+
+#: what a server that runs applications answers to CONNECT: it opens no tunnels
+CONNECT_REFUSED = RemoteProtocolError(
+    "CONNECT (a tunnel) is not supported by this server (RFC 9110 section 9.3.6)", 501
+)
 
 
 class RequestInfo:
@@ -294,7 +304,9 @@ class RequestInfo:
 
     @property
     def version(self) -> tuple[int, int]:
-        return {b"1.1": (1, 1), b"1.0": (1, 0), b"2": (2, 0)}.get(self.request.http_version, (1, 1))
+        return {b"1.1": (1, 1), b"1.0": (1, 0), b"2": (2, 0), b"3": (3, 0)}.get(
+            self.request.http_version, (1, 1)
+        )
 
     @property
     def headers(self) -> list[tuple[str, str]]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import io
 import os
+import select
 import socket
 import stat
 import sys
@@ -49,6 +50,7 @@ from unicorn_core.http_settings import edge_options
 from unicorn_core.settings import Setting
 from unicorn_http import (
     CLOSED,
+    CONNECT_REFUSED,
     ERROR,
     IDLE,
     METHOD_NAMES,
@@ -198,6 +200,9 @@ class WSGIConfig:
         #: set while the worker drains or is full: responses say Connection: close
         self.close_after_response = False
         self.timeout = float(get("timeout", 30)) or None
+        #: client_header_timeout and client_body_timeout, in seconds (0: none)
+        self.header_timeout = float(get("client_header_timeout", 20.0))
+        self.body_timeout = float(get("client_body_timeout", 30.0))
         #: the protocol and the trust rules every connection shares (unicorn_http.edge)
         self.edge = EdgeRules(**edge_options(cfg), log=log)
         self.sendfile = bool(get("sendfile", True))
@@ -316,15 +321,26 @@ class _EmptyInput:
 EMPTY_INPUT = _EmptyInput()
 
 
-class Input:
-    """``wsgi.input``: the request body, read from the socket as the application asks."""
+#: client_body_timeout's allowance: one more second for every this many bytes received
+BODY_MIN_RATE = 1024
 
-    __slots__ = ("_buf", "_conn", "_done")
+
+class Input:
+    """``wsgi.input``: the request body, read from the socket as the application asks.
+
+    With ``client_body_timeout`` the body must arrive within that many seconds
+    plus one for each KiB received; a slower body raises ``RequestBodyError``
+    carrying a 408, so a trickling upload holds its thread for a bounded time.
+    """
+
+    __slots__ = ("_buf", "_conn", "_done", "_received", "_started")
 
     def __init__(self, conn: ClientConnection) -> None:
         self._conn = conn
         self._buf = bytearray()
         self._done = False
+        self._started = 0.0
+        self._received = 0
 
     def _chunk(self) -> bytes:
         """The next piece of body, or b"" at its end."""
@@ -341,11 +357,27 @@ class Input:
                 raise RequestBodyError(f"bad request body: {exc.reason}", exc) from None
             kind = type(event)
             if kind is Data:
+                self._received += len(event.data)
                 return event.data
             if event is NEED_DATA:
                 if not conn.continue_sent:
                     conn.send_continue()
-                if not conn.fill():
+                limit = conn.config.body_timeout
+                if limit:
+                    if not self._started:
+                        self._started = time.monotonic()
+                    deadline = self._started + limit + self._received / BODY_MIN_RATE
+                    if conn.fill_by(deadline) is None:
+                        self._done = True
+                        exc = RemoteProtocolError(
+                            f"request body not received within client_body_timeout "
+                            f"({limit:g} s, then 1 s per KiB)",
+                            408,
+                        )
+                        conn.body_error = exc
+                        conn.wire.keep_alive = False
+                        raise RequestBodyError(exc.reason, exc)
+                elif not conn.fill():
                     continue  # EOF fed: the parser now raises or ends
             else:
                 self._done = True
@@ -490,6 +522,19 @@ class ClientConnection:
             data = b""
         return self.feed(data)
 
+    def fill_by(self, deadline: float) -> bool | None:
+        """:meth:`fill`, waiting for bytes until ``deadline`` (monotonic) at the
+        latest: None when it passed with nothing read."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        if not (self.is_ssl and self.sock.pending()):
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            if not poller.poll(left * 1000):
+                return None
+        return self.fill()
+
     def feed(self, data: bytes) -> bool:
         """Hand received bytes to the parser, after the PROXY header when one is due;
         False at end of file or when the connection was refused."""
@@ -557,6 +602,19 @@ class ClientConnection:
                 self._send(data)
             except _ClientGone:
                 pass
+
+    @property
+    def partial_head(self) -> bool:
+        """Bytes of a request head have arrived and wait for the rest."""
+        return bool(self.wire.trailing_data[0])
+
+    def time_out_head(self, limit: float) -> None:
+        """The head did not arrive within ``client_header_timeout``: 408, then close."""
+        self.refuse(
+            RemoteProtocolError(
+                f"request head not complete within client_header_timeout ({limit:g} s)", 408
+            )
+        )
 
     @property
     def must_close(self) -> bool:
@@ -679,7 +737,9 @@ class ClientConnection:
         ):
             path_info = path_info[len(root) :]
         env["PATH_INFO"] = path_info
-        if host is not None:
+        if host is not None and (origin is None or origin.server is None):
+            # The Host header names the server, unless the protocol did (uwsgi:
+            # nginx's SERVER_NAME/SERVER_PORT, as uWSGI itself reads them).
             seen = self._host_seen
             if seen is None or seen[0] != host or seen[1] != scheme:
                 seen = self._host_seen = (host, scheme, *_split_host(host, scheme))
@@ -864,6 +924,8 @@ class ClientConnection:
         result = None
         try:
             try:
+                if req.method == b"CONNECT":
+                    raise CONNECT_REFUSED
                 environ = self.environ(req)
             except RemoteProtocolError as exc:
                 self.refuse(exc)
