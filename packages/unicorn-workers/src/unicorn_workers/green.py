@@ -23,10 +23,11 @@ the sync and gthread workers.
   master is still there. A green thread that computes without yielding for
   ``timeout`` seconds stops the beats and the arbiter replaces the worker;
   that is all ``timeout`` means here, as in gunicorn's async workers;
-- a request head (the first one included) must arrive within ``keepalive``
-  seconds of the wait for it starting (``timeout`` when keep-alive is off),
-  and while a request is served each socket operation is bounded by
-  ``timeout``, so a stalled client holds one green thread for a bounded time;
+- a connection waits ``keepalive`` seconds for its next request, and
+  ``client_header_timeout`` for its first one and for the rest of a head that
+  has begun (then 408); the body is bounded by ``client_body_timeout`` and
+  each socket operation of a request by ``timeout``, so a stalled client
+  holds one green thread for a bounded time;
 - when ``alive`` turns false (TERM, ``max_requests``, the master gone) the
   accept loops are killed, connections waiting for a next request with no
   byte pending are closed, and the others finish their current request
@@ -112,8 +113,10 @@ class GreenServer:
         self.control = control
         self.backend = backend
         self.worker_connections = max(1, worker_connections)
-        #: seconds a request head may take to arrive
-        self.head_timeout = float(keepalive) if keepalive > 0 else config.timeout
+        #: seconds a connection may wait for its next request
+        self.keepalive = float(keepalive)
+        #: seconds the TLS handshake may take
+        self.handshake_timeout = config.header_timeout or config.timeout
         self.graceful_timeout = graceful_timeout
         self.do_handshake_on_connect = do_handshake_on_connect
         # The listeners were made before the patch: give each a cooperative twin
@@ -194,7 +197,7 @@ class GreenServer:
 
     def _close_waiting(self) -> None:
         for thread, conn in list(self.waiting.items()):
-            if not conn.wire.trailing_data[0]:
+            if not conn.partial_head:
                 self.waiting.pop(thread, None)
                 self.backend.kill(thread)
 
@@ -244,54 +247,53 @@ class GreenServer:
     def _serve_client(self, client: socket.socket, peer: Any, name: Any) -> None:
         config = self.config
         control = self.control
-        conn: ClientConnection | None = None
+        conn: GreenConnection | None = None
         me = self.backend.current()
         waiting = self.waiting
         try:
+            # Every read and write of a request in progress is bounded by `timeout`.
+            client.settimeout(config.timeout)
             is_ssl = control.ssl_context is not None
             if is_ssl:
                 client = self._tls(client, peer)
                 if client is None:
                     return
-            conn = ClientConnection(client, peer, config, is_ssl=is_ssl, server=name)
+            conn = GreenConnection(client, peer, config, is_ssl=is_ssl, server=name)
             if not conn.admitted:
                 return
-            head_timeout = self.head_timeout
-            body_timeout = config.timeout
-            settimeout = client.settimeout
-            deadline = 0.0
-            idle = True  # nothing received since the last response
+            header_timeout = config.header_timeout
+            keepalive = self.keepalive
+            started = time.monotonic()
+            idle = True  # nothing received since the connection opened or the last response
             while True:
                 req = conn.next_request()
                 if req is NEED_DATA:
-                    now = time.monotonic()
-                    if not deadline:
-                        if not control.alive and not conn.wire.trailing_data[0]:
-                            break  # shutting down: a connection between requests is done
-                        deadline = now + head_timeout if head_timeout else 0.0
-                    if deadline:
-                        left = deadline - now
-                        if left <= 0:
-                            break  # the head took longer than keepalive
-                        settimeout(left)
+                    if idle and not control.alive and not conn.partial_head:
+                        break  # shutting down: a connection between requests is done
+                    # The first head and a partial head get client_header_timeout;
+                    # the wait for a next request, keepalive.
+                    if idle and conn.requests and not conn.partial_head:
+                        limit = keepalive
                     else:
-                        settimeout(None)
+                        limit = header_timeout
                     if idle:
                         waiting[me] = conn
                         try:
-                            more = conn.fill()
+                            got = conn.fill_by(started + limit) if limit else conn.fill()
                         finally:
                             waiting.pop(me, None)
                         idle = False
                     else:
-                        more = conn.fill()
-                    if not more and conn.broken:
+                        got = conn.fill_by(started + limit) if limit else conn.fill()
+                    if got is None:
+                        if conn.partial_head:
+                            conn.time_out_head(header_timeout)
+                        break
+                    if not got and conn.broken:
                         break
                     continue
                 if req is None:
                     break
-                deadline = 0.0
-                settimeout(body_timeout)
                 if not control.alive:
                     conn.wire.keep_alive = False
                 conn.handle(req)  # type: ignore[arg-type]
@@ -299,6 +301,7 @@ class GreenServer:
                 if conn.must_close:
                     break
                 idle = True
+                started = time.monotonic()
         except self.backend.killed:
             pass
         except Exception:
@@ -323,10 +326,11 @@ class GreenServer:
         control = self.control
         log = self.config.log
         try:
-            client.settimeout(self.head_timeout or self.config.timeout)
+            client.settimeout(self.handshake_timeout)
             client = control.wrap_socket(client)
             if not self.do_handshake_on_connect:
                 client.do_handshake()
+            client.settimeout(self.config.timeout)
         except OSError as exc:
             log.debug("TLS handshake with %s failed: %s", peer, exc)
             try:
@@ -335,6 +339,24 @@ class GreenServer:
                 pass
             return None
         return client
+
+
+class GreenConnection(ClientConnection):
+    """``ClientConnection`` whose timed waits go through the patched ``select.select``
+    (eventlet removes ``select.poll``, which the base class waits with)."""
+
+    def fill_by(self, deadline: float) -> bool | None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        if not (self.is_ssl and self.sock.pending()):
+            try:
+                ready, _, _ = select.select([self.sock], [], [], left)
+            except (OSError, ValueError):
+                ready = [True]  # let the read report what is wrong with the socket
+            if not ready:
+                return None
+        return self.fill()
 
 
 def _dup(lsock: socket.socket) -> int:

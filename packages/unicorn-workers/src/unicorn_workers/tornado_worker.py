@@ -81,14 +81,21 @@ class StreamSocket:
         self.pending: Any = None
 
     def recv(self, size: int, flags: int = 0) -> bytes:
+        data = self.recv_within(size, self.timeout)
+        if data is None:
+            raise TimeoutError("timed out reading the request body")
+        return data
+
+    def recv_within(self, size: int, timeout: float | None) -> bytes | None:
+        """Up to ``size`` bytes (b"" at the end), or None when ``timeout`` passed first."""
         if threading.get_ident() == self.loop_thread:
             raise BlockingIOError("recv() on the IOLoop")
         future = asyncio.run_coroutine_threadsafe(self._read(size), self.loop)
         try:
-            return future.result(self.timeout)
+            return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise TimeoutError("timed out reading the request body") from None
+            return None
 
     async def _read(self, size: int) -> bytes:
         try:
@@ -123,6 +130,24 @@ class StreamSocket:
         self.stream.close()
 
 
+class StreamConnection(ClientConnection):
+    """``ClientConnection`` over a :class:`StreamSocket`: timed waits for the body
+    (``client_body_timeout``) go through the IOLoop, not a poll on a descriptor."""
+
+    def fill_by(self, deadline: float) -> bool | None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            data = self.sock.recv_within(RECV_SIZE, left)
+        except OSError:
+            self.broken = True
+            data = b""
+        if data is None:
+            return None
+        return self.feed(data)
+
+
 class TornadoWSGIServer:
     """Serve a WSGI application with unicorn's parser on the running IOLoop."""
 
@@ -142,7 +167,8 @@ class TornadoWSGIServer:
         self.control = control
         self.threads = max(1, threads)
         self.worker_connections = max(1, worker_connections)
-        self.head_timeout = float(keepalive) if keepalive > 0 else config.timeout
+        self.keepalive = float(keepalive)
+        self.handshake_timeout = config.header_timeout or config.timeout
         self.graceful_timeout = graceful_timeout
         self._names = {ls.fileno(): _sockname(ls) for ls in listeners}
         self._removers: list[Any] = []
@@ -226,7 +252,7 @@ class TornadoWSGIServer:
         deadline = time.monotonic() + self.graceful_timeout
         while self.tasks:
             for task, conn in list(self.tasks.items()):
-                if conn is not None and not conn.wire.trailing_data[0]:
+                if conn is not None and not conn.partial_head:
                     task.cancel()  # waiting for a next request: done
             left = deadline - time.monotonic()
             if left <= 0:
@@ -263,29 +289,40 @@ class TornadoWSGIServer:
             else:
                 stream = tornado.iostream.IOStream(client, max_buffer_size=4 * RECV_SIZE)
             sock = StreamSocket(stream, self.loop, config.timeout)  # type: ignore[arg-type]
-            conn = ClientConnection(sock, peer, config, is_ssl=is_ssl, server=name)
+            conn = StreamConnection(sock, peer, config, is_ssl=is_ssl, server=name)
             if not conn.admitted:
                 return
             run = self.loop.run_in_executor  # type: ignore[union-attr]
-            head_timeout = self.head_timeout
-            deadline = 0.0
-            idle = True
+            header_timeout = config.header_timeout
+            keepalive = self.keepalive
+            started = time.monotonic()
+            idle = True  # nothing received since the connection opened or the last response
             while True:
                 req = conn.next_request()
                 if req is NEED_DATA:
-                    now = time.monotonic()
-                    if not deadline:
-                        if not control.alive and not conn.wire.trailing_data[0]:
-                            break
-                        deadline = now + head_timeout if head_timeout else 0.0
+                    if idle and not control.alive and not conn.partial_head:
+                        break  # shutting down: a connection between requests is done
+                    # The first head and a partial head get client_header_timeout;
+                    # the wait for a next request, keepalive.
+                    if idle and conn.requests and not conn.partial_head:
+                        limit = keepalive
+                    else:
+                        limit = header_timeout
                     if idle:
                         self.tasks[me] = conn  # type: ignore[index]
                     try:
                         read = stream.read_bytes(RECV_SIZE, partial=True)
-                        data = await (asyncio.wait_for(read, deadline - now) if deadline else read)
-                    except (tornado.iostream.StreamClosedError, TimeoutError):
+                        if limit:
+                            data = await asyncio.wait_for(read, started + limit - time.monotonic())
+                        else:
+                            data = await read
+                    except tornado.iostream.StreamClosedError:
                         data = b""
                         conn.broken = True
+                    except TimeoutError:
+                        if conn.partial_head:
+                            conn.time_out_head(header_timeout)
+                        break
                     finally:
                         if idle:
                             self.tasks[me] = None  # type: ignore[index]
@@ -295,7 +332,6 @@ class TornadoWSGIServer:
                     continue
                 if req is None:
                     break
-                deadline = 0.0
                 if not control.alive:
                     conn.wire.keep_alive = False
                 await run(self.executor, conn.handle, req)
@@ -303,6 +339,7 @@ class TornadoWSGIServer:
                 if conn.must_close:
                     break
                 idle = True
+                started = time.monotonic()
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -332,9 +369,7 @@ class TornadoWSGIServer:
                 suppress_ragged_eofs=getattr(control.cfg, "suppress_ragged_eofs", True),
             )
             stream = tornado.iostream.SSLIOStream(wrapped, max_buffer_size=4 * RECV_SIZE)
-            await asyncio.wait_for(
-                stream.wait_for_handshake(), self.head_timeout or self.config.timeout
-            )
+            await asyncio.wait_for(stream.wait_for_handshake(), self.handshake_timeout)
         except (OSError, ssl.SSLError, tornado.iostream.StreamClosedError, TimeoutError) as exc:
             self.config.log.debug("TLS handshake with %s failed: %s", peer, exc)
             client.close()
