@@ -150,6 +150,21 @@ def test_blocking_looking_calls_yield_to_other_requests(tmp_path, worker):
         sleeper.join(15)
 
 
+@pytest.mark.parametrize("worker", ["gevent", "eventlet", "tornado"])
+def test_a_request_waiting_longer_than_timeout_does_not_get_the_worker_killed(tmp_path, worker):
+    # gunicorn's meaning of `timeout` for async workers: the heartbeat comes from
+    # the loop, so only a loop that is itself stuck gets the worker replaced.
+    srv = Unicorn(tmp_path, "green_apps:app", "-k", worker, "-t", "1")
+    try:
+        before = _get(srv.url + "/pid").text.split()[0]
+        r = _get(srv.url + "/sleep?2.5")
+        assert r.text == "slept"
+        assert _get(srv.url + "/pid").text.split()[0] == before
+        assert "WORKER TIMEOUT" not in srv.log()
+    finally:
+        srv.stop()
+
+
 def test_eventlet_is_deprecated_at_boot(tmp_path):
     srv = Unicorn(tmp_path, "green_apps:app", "-k", "eventlet")
     try:
