@@ -314,5 +314,9 @@ def test_tls(tmp_path, cert, worker):
         # A client that connects and never starts the handshake holds nobody up.
         with socket.create_connection(srv.addr, timeout=10):
             assert httpx.get(url + "/whoami", verify=ctx, timeout=10).status_code == 200
+        # ... and a failed handshake leaves nothing behind: the stop is prompt and clean.
+        srv.proc.send_signal(15)
+        assert srv.proc.wait(5) == 0
+        assert "Traceback" not in srv.log()
     finally:
         srv.stop()

@@ -255,9 +255,10 @@ class GreenServer:
             client.settimeout(config.timeout)
             is_ssl = control.ssl_context is not None
             if is_ssl:
-                client = self._tls(client, peer)
-                if client is None:
+                wrapped = self._tls(client, peer)
+                if wrapped is None:
                     return
+                client = wrapped
             conn = GreenConnection(client, peer, config, is_ssl=is_ssl, server=name)
             if not conn.admitted:
                 return
@@ -309,6 +310,9 @@ class GreenServer:
             config.log.exception("Error serving a connection")
         finally:
             waiting.pop(me, None)
+            self.open -= 1
+            if self.open < self.worker_connections and self.accepting:
+                config.close_after_response = False
             if conn is not None:
                 conn.close()
             else:
@@ -316,9 +320,6 @@ class GreenServer:
                     client.close()
                 except OSError:
                     pass
-            self.open -= 1
-            if self.open < self.worker_connections and self.accepting:
-                config.close_after_response = False
 
     def _tls(self, client: socket.socket, peer: Any) -> socket.socket | None:
         """Wrap in TLS; without ``do_handshake_on_connect`` the handshake is done
