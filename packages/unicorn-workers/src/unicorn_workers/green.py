@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 from unicorn_core.workers import Worker
 from unicorn_http import NEED_DATA
-from unicorn_workers.wsgi import ClientConnection, WSGIConfig
+from unicorn_workers.wsgi import RECV_SIZE, ClientConnection, WSGIConfig
 
 __all__ = ["GreenBackend", "GreenServer", "GreenWorker"]
 
@@ -343,21 +343,26 @@ class GreenServer:
 
 
 class GreenConnection(ClientConnection):
-    """``ClientConnection`` whose timed waits go through the patched ``select.select``
-    (eventlet removes ``select.poll``, which the base class waits with)."""
+    """``ClientConnection`` whose timed waits are the cooperative socket's own
+    timeout (eventlet has no ``select.poll``, which the base class waits with,
+    and a green ``select`` per request costs more than the timeout does)."""
 
     def fill_by(self, deadline: float) -> bool | None:
         left = deadline - time.monotonic()
         if left <= 0:
             return None
-        if not (self.is_ssl and self.sock.pending()):
-            try:
-                ready, _, _ = select.select([self.sock], [], [], left)
-            except (OSError, ValueError):
-                ready = [True]  # let the read report what is wrong with the socket
-            if not ready:
-                return None
-        return self.fill()
+        sock = self.sock
+        sock.settimeout(left)
+        try:
+            data = sock.recv(RECV_SIZE)
+        except TimeoutError:
+            return None
+        except OSError:
+            self.broken = True
+            data = b""
+        finally:
+            sock.settimeout(self.config.timeout)
+        return self.feed(data)
 
 
 def _dup(lsock: socket.socket) -> int:
