@@ -34,8 +34,9 @@ the sync and gthread workers.
   (answered with ``Connection: close``) within ``graceful_timeout``; what is
   left then is killed.
 
-A :class:`GreenBackend` names the five library calls this needs (patch, pool,
-spawn-limited, kill, wait with a deadline); each worker module provides one.
+A :class:`GreenBackend` names the few library calls this needs (patch, a
+bounded pool, spawn, kill, join with a deadline); each worker module provides
+one.
 """
 
 from __future__ import annotations
