@@ -193,6 +193,8 @@ class ASGIConfig:
         if getattr(log, "access_enabled", False) or getattr(log, "statsd", None) is not None:
             self.access = getattr(log, "access", None)
         self.pre_request = getattr(worker, "pre_request_hook", None)
+        #: the worker counts requests itself (busy/idle, /metrics): core's direct calls
+        self.counting = bool(getattr(worker, "counts_requests", False))
         self.post_request = getattr(worker, "post_request_hook", None)
         #: the open connections (H1Protocol objects)
         self.connections: set[H1Protocol] = set()
@@ -210,6 +212,17 @@ class ASGIConfig:
         #: the application answers (101 is refused in http.response.start).
         self.upgrades: dict[bytes, Callable[[H1Protocol, Request], bool]] = {}
 
+    def running_cycles(self) -> list[RequestCycle]:
+        """The requests being answered now, on every connection (HTTP/2: every stream)."""
+        found = []
+        for proto in self.connections:
+            streams = getattr(proto, "streams", None)
+            if streams is not None:
+                found.extend(s.cycle for s in streams.values() if s.cycle is not None)
+            elif type(proto.cycle) is RequestCycle:
+                found.append(proto.cycle)
+        return found
+
 
 # --- the request ------------------------------------------------------------------------
 
@@ -225,6 +238,7 @@ class RequestCycle:
         "disconnected",
         "expect_continue",
         "head",
+        "overdue",
         "pending",
         "proto",
         "req",
@@ -265,6 +279,8 @@ class RequestCycle:
         self.trailers = False
         self.task: asyncio.Task | None = None
         self.started_at = 0.0
+        #: reported as running past ``timeout``
+        self.overdue = False
 
     # -- the application ----------------------------------------------------------------
 
@@ -953,8 +969,9 @@ class H1Protocol(asyncio.Protocol):
             self.conn.next_event()  # the EndOfMessage of a request without a body
             cycle = RequestCycle(self, req, scope, True)
         self.cycle = cycle
-        if config.access is not None:
-            cycle.started_at = time.monotonic()
+        cycle.started_at = time.monotonic()
+        if config.counting:
+            config.worker.request_started()
         if config.pre_request is not None:
             try:
                 config.pre_request(config.worker, cycle.info())
@@ -1030,6 +1047,10 @@ class H1Protocol(asyncio.Protocol):
                 config.log.exception("Exception in post_request hook")
         worker = config.worker
         if worker is not None:
+            if config.counting:
+                worker.request_finished(
+                    cycle.scope["method"], cycle.status or 500, time.monotonic() - cycle.started_at
+                )
             worker.handled_request()
         self.requests += 1
         self.last_active = config.clock

@@ -261,6 +261,8 @@ class H2Session(asyncio.Protocol):
         self.extensions = proto.extensions
         self.h2 = H2Connection(**config.h2_options)
         self.streams: dict[int, H2Stream] = {}
+        #: inside data_received: frames made meanwhile leave in one write at its end
+        self.batching = False
         self.closed = False
         self.write_paused = False
         self.stopping = False
@@ -313,7 +315,11 @@ class H2Session(asyncio.Protocol):
             self.flush()
             self._close()
             return
-        self._dispatch(events)
+        self.batching = True
+        try:
+            self._dispatch(events)
+        finally:
+            self.batching = False
         self.flush()
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -420,8 +426,9 @@ class H2Session(asyncio.Protocol):
                     scope["root_path"] = found.script_name
         cycle = RequestCycle(stream, req, scope)  # type: ignore[arg-type]
         stream.cycle = cycle
-        if config.access is not None:
-            cycle.started_at = time.monotonic()
+        cycle.started_at = time.monotonic()
+        if config.counting:
+            config.worker.request_started()
         if config.pre_request is not None:
             try:
                 config.pre_request(config.worker, cycle.info())
@@ -476,6 +483,10 @@ class H2Session(asyncio.Protocol):
                 config.log.exception("Exception in post_request hook")
         worker = config.worker
         if worker is not None:
+            if config.counting:
+                worker.request_finished(
+                    cycle.scope["method"], cycle.status or 500, time.monotonic() - cycle.started_at
+                )
             worker.handled_request()
         self.streams.pop(stream.stream_id, None)
         stream.cycle = None
@@ -490,6 +501,10 @@ class H2Session(asyncio.Protocol):
     # -- writing and flow control ----------------------------------------------------------
 
     def flush(self) -> None:
+        """Write the frames made so far (one write per batch of received frames:
+        they queue in order in the connection, which keeps HPACK's order)."""
+        if self.batching:
+            return
         data = self.h2.data_to_send()
         if data and not self.closed:
             self.transport.write(data)
