@@ -382,6 +382,8 @@ class GreenWorker(Worker):
 
     #: set by the subclass
     backend: GreenBackend
+    #: ClientConnection calls request_started()/request_finished() (one thread)
+    counts_requests = True
 
     def init_process(self) -> None:
         if self.app_loader is not None and getattr(self.app_loader, "loaded", False):
