@@ -188,7 +188,8 @@ def test_gevent_aliases_are_the_gevent_worker(tmp_path):
     for alias in ("gevent_wsgi", "gevent_pywsgi"):
         srv = Unicorn(tmp_path, "green_apps:app", "-k", alias)
         try:
-            srv.wait_log(f"Using worker: {alias}")
+            # core maps gunicorn's names to unicorn's gevent worker and says so
+            srv.wait_log(f"Worker class {alias!r} is served by unicorn's 'gevent' worker")
             held = HeldServer()
             t = threading.Thread(target=_get, args=(f"{srv.url}/fetch?{held.port}",))
             t.start()
