@@ -144,7 +144,8 @@ def test_a_reset_stream_is_an_http_disconnect_and_its_neighbours_go_on(server, m
         raw.until(lambda s: any(isinstance(e, h2.events.DataReceived) for e in s), "data")
         raw.conn.reset_stream(sid, error_code=8)  # CANCEL
         raw.flush()
-        wait_for((marks / "forever-disconnect").exists, 10, "the application to see it")
+        mark = marks / "forever-disconnect"
+        wait_for(lambda: mark.exists() and mark.read_text(), 10, "the application to see it")
         assert (marks / "forever-disconnect").read_text() in (
             "http.disconnect",
             "ClientDisconnected",
@@ -256,5 +257,37 @@ def test_alpn_negotiates_h2_over_tls(tmp_path, pki):  # noqa: F811
         # a client that offers only HTTP/1.1 is served HTTP/1.1
         out = curl("--http1.1", "--cacert", str(pki / "ca.pem"), url + "/scope")
         assert out.startswith("HTTP/1.1 200") and '"http_version": "1.1"' in out
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("grace", [0, 1])
+def test_asgi_disconnect_grace_period_then_the_task_is_cancelled(tmp_path, grace):
+    """gunicorn's asgi_disconnect_grace_period, over HTTP/1.1 here."""
+    import time
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    srv = Unicorn(
+        tmp_path,
+        APP,
+        "-k",
+        "asgi",
+        "--asgi-disconnect-grace-period",
+        str(grace),
+        env={"ASGI_MARK_DIR": str(marks)},
+    )
+    try:
+        s = socket.create_connection(srv.addr, timeout=10)
+        s.sendall(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n")
+        data = b""
+        while b"held" not in data:
+            data += s.recv(4096)
+        s.close()
+        gone = time.monotonic()
+        mark = marks / "hold-cancelled"
+        wait_for(lambda: mark.exists() and mark.read_text(), 10, "the cancellation")
+        waited = float(mark.read_text()) - gone
+        assert grace - 0.3 <= waited <= grace + 1.5, waited
     finally:
         srv.stop()

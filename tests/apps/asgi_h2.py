@@ -4,6 +4,7 @@ early hints, uploads and a stream that reports its disconnect in ASGI_MARK_DIR."
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 
 
@@ -78,6 +79,15 @@ async def app(scope, receive, send):
         await asyncio.sleep(1.0)
         await send(start)
         await send({"type": "http.response.body", "body": b"slept"})
+    elif path == "/hold":
+        # ignores http.disconnect: only the grace period's cancellation ends it
+        await send(start)
+        await send({"type": "http.response.body", "body": b"held", "more_body": True})
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            _mark("hold-cancelled", repr(time.monotonic()))
+            raise
     elif path == "/fail":
         await send(start)
         await send({"type": "http.response.body", "body": b"part", "more_body": True})

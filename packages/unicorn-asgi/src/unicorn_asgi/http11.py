@@ -108,6 +108,11 @@ async def _raise(exc: BaseException) -> None:
     raise exc
 
 
+def _cancel_if_running(task: asyncio.Task) -> None:
+    if not task.done():
+        task.cancel()
+
+
 def scope_paths(config: ASGIConfig, raw_path: bytes) -> tuple[str, bytes]:
     """A request target's path as the scope's ``path`` and ``raw_path``, with ``root_path``."""
     text_path = _paths.get(raw_path)
@@ -164,6 +169,8 @@ class ASGIConfig:
         #: lifespan state; each request scope gets a shallow copy
         self.state = state
         self.keepalive = float(get("keepalive", 2))
+        #: asgi_disconnect_grace_period: after a disconnect, then the task is cancelled
+        self.disconnect_grace = float(get("asgi_disconnect_grace_period", 3))
         #: client_header_timeout: the deadline of a request head (0: none)
         self.header_timeout = float(get("client_header_timeout", 20.0))
         #: HTTP/2 is offered (ALPN on TLS; http2_cleartext in the clear)
@@ -419,6 +426,17 @@ class RequestCycle:
             self.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def cancel_after(self, grace: float) -> None:
+        """The client went away: the application has ``grace`` seconds to finish
+        (asgi_disconnect_grace_period), then its task is cancelled."""
+        task = self.task
+        if task is None or task.done():
+            return
+        if grace <= 0:
+            task.cancel()
+        else:
+            self.proto.loop.call_later(grace, _cancel_if_running, task)
 
     def _bad_body(self, exc: RemoteProtocolError) -> None:
         """The body broke the framing (or the client left in its middle)."""
@@ -750,6 +768,7 @@ class H1Protocol(asyncio.Protocol):
         if cycle is not None:
             cycle.disconnected = True
             cycle.wake()
+            cycle.cancel_after(config.disconnect_grace)
         waiter = self.drain_waiter
         if waiter is not None:
             self.drain_waiter = None
@@ -898,9 +917,9 @@ class H1Protocol(asyncio.Protocol):
             if kind is Request:
                 self._start(event)  # type: ignore[arg-type]
             elif event is NEED_DATA:
-                if self.config.stopping and not self.partial_head:
-                    self.close()
-                    return
+                # While the worker drains, a connection between requests is left
+                # to the sweep: the client may be sending its next request after a
+                # keep-alive response, and that request is served (with close).
                 if self.read_paused and not self.write_paused:
                     self.resume_reading()
                 return

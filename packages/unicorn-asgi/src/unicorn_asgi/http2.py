@@ -231,6 +231,7 @@ class H2Stream:
         if cycle is not None:
             cycle.disconnected = True
             cycle.wake()
+            cycle.cancel_after(self.config.disconnect_grace)
         self.wake_drain()
 
     def wake_drain(self) -> None:
