@@ -21,6 +21,7 @@ import pytest
 from tests.support.unicorn_server import Unicorn, wait_for
 
 APPS = {"gthread": "fault_apps:wsgi", "asgi": "fault_apps:asgi", "sync": "fault_apps:wsgi"}
+APPS.update(dict.fromkeys(("gevent", "eventlet", "tornado"), "fault_apps:wsgi"))
 
 
 def rss_kib(pid: int) -> int:
@@ -167,7 +168,7 @@ def test_gthread_serves_a_waiting_request_when_a_thread_frees(tmp_path):
         srv.stop()
 
 
-@pytest.mark.parametrize("worker", ["gthread", "asgi"])
+@pytest.mark.parametrize("worker", ["gthread", "asgi", "gevent", "eventlet", "tornado"])
 def test_keepalive_zero_still_waits_for_the_first_request(tmp_path, worker):
     """Item 3: `--keep-alive 0` turns off reuse after a response, nothing more."""
     srv = Unicorn(tmp_path, APPS[worker], "-k", worker, "--keep-alive", "0")
@@ -191,7 +192,7 @@ def test_keepalive_zero_still_waits_for_the_first_request(tmp_path, worker):
         srv.stop()
 
 
-@pytest.mark.parametrize("worker", ["gthread", "asgi", "sync"])
+@pytest.mark.parametrize("worker", ["gthread", "asgi", "sync", "gevent", "eventlet", "tornado"])
 def test_slowloris_heads_time_out_and_others_are_served(tmp_path, worker):
     """Item 4: a trickling head does not refresh its deadline."""
     srv = Unicorn(
@@ -245,7 +246,7 @@ def test_slowloris_heads_time_out_and_others_are_served(tmp_path, worker):
         srv.stop()
 
 
-@pytest.mark.parametrize("worker", ["gthread", "sync"])
+@pytest.mark.parametrize("worker", ["gthread", "sync", "gevent", "eventlet", "tornado"])
 def test_slow_bodies_hold_threads_for_a_bounded_time(tmp_path, worker):
     """Item 4, the body: N slow uploads hold at most N threads, for a bounded time."""
     srv = Unicorn(

@@ -1,4 +1,5 @@
-"""Real unicorn processes serving Flask, Django and plain WSGI apps with -k sync and -k gthread."""
+"""Real unicorn processes serving Flask, Django and plain WSGI apps with every WSGI worker:
+-k sync, gthread, gevent, eventlet and tornado."""
 
 from __future__ import annotations
 
@@ -20,7 +21,12 @@ pytestmark = pytest.mark.timeout(60)
 WORKERS = {
     "sync": ("-k", "sync"),
     "gthread": ("-k", "gthread", "--threads", "4"),
+    "gevent": ("-k", "gevent"),
+    "eventlet": ("-k", "eventlet"),
+    "tornado": ("-k", "tornado", "--threads", "4"),
 }
+#: the workers that keep connections alive (all but sync)
+KEEPALIVE = [name for name in WORKERS if name != "sync"]
 FRAMEWORKS = {"flask": "flask_app:app", "django": "djproject.wsgi:application"}
 
 
@@ -66,7 +72,7 @@ def test_framework_get_post_stream(servers, framework, worker):
 
     r = httpx.get(srv.url + "/stream")
     assert r.text == "".join(f"line {i}\n" for i in range(5))
-    if worker == "gthread":
+    if worker in KEEPALIVE:
         assert r.headers["transfer-encoding"] == "chunked"
     else:
         assert r.headers["connection"] == "close"
@@ -118,8 +124,9 @@ def test_chunked_post_and_streaming(servers, worker):
     assert r.text == "".join(f"part {i}\n" for i in range(5))
 
 
-def test_gthread_reuses_keepalive_connections(servers):
-    srv = servers(ROUTES, "gthread")
+@pytest.mark.parametrize("worker", KEEPALIVE)
+def test_reuses_keepalive_connections(servers, worker):
+    srv = servers(ROUTES, worker)
     with httpx.Client() as client:
         answers = {client.get(srv.url + "/whoami").text for _ in range(5)}
     assert len(answers) == 1  # same worker, same client port: one connection
@@ -133,8 +140,9 @@ def test_sync_answers_connection_close(servers):
     assert len({r.text for r in answers}) == 3  # a new connection each time
 
 
-def test_gthread_pipelining(servers):
-    srv = servers(ROUTES, "gthread")
+@pytest.mark.parametrize("worker", KEEPALIVE)
+def test_pipelining(servers, worker):
+    srv = servers(ROUTES, worker)
     with socket.create_connection(srv.addr, timeout=10) as s:
         s.sendall(
             b"GET /one HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -202,8 +210,9 @@ def test_max_requests_recycles_the_worker(servers, worker):
     srv.wait_log("Autorestarting worker")
 
 
-def test_gthread_slow_request_does_not_hold_others(servers):
-    srv = servers(ROUTES, "gthread")
+@pytest.mark.parametrize("worker", KEEPALIVE)
+def test_slow_request_does_not_hold_others(servers, worker):
+    srv = servers(ROUTES, worker)
     slow = threading.Thread(target=httpx.get, args=(srv.url + "/slow?3",), kwargs={"timeout": 10})
     slow.start()
     try:
@@ -312,7 +321,7 @@ def _exchange(addr, data: bytes) -> bytes:
     return out
 
 
-@pytest.mark.parametrize("worker", ["sync", "gthread"])
+@pytest.mark.parametrize("worker", WORKERS)
 def test_proxy_protocol_header_names_the_client(servers, worker):
     server = servers(
         "wsgi_routes:app", worker, "--proxy-protocol", "--proxy-allow-from", "127.0.0.1"
