@@ -407,3 +407,25 @@ def test_refused_at_once_with_a_reason(any_worker, raw, status, reason):
     finally:
         s.close()
     any_worker.wait_log(reason.decode())
+
+
+def test_gunicorns_method_conventions_and_casefold(any_worker, tmp_path):
+    """gunicorn's defaults refuse a lower-case method; --casefold-http-method
+    upper-cases it instead."""
+    raw = b"get / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    s = socket.create_connection(any_worker.addr, timeout=5)
+    s.sendall(raw)
+    answer = s.recv(4096)
+    s.close()
+    assert answer.startswith(b"HTTP/1.1 400") and b"unconventional request method" in answer
+    if "gthread" not in str(any_worker.log_path.parent):
+        return
+    srv = Unicorn(tmp_path, APPS["gthread"], "-k", "gthread", "--casefold-http-method")
+    try:
+        s = socket.create_connection(srv.addr, timeout=5)
+        s.sendall(raw)
+        answer = s.recv(4096)
+        s.close()
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"hello"), answer
+    finally:
+        srv.stop()

@@ -213,10 +213,10 @@ def test_max_requests_recycles_the_worker(servers, worker):
 @pytest.mark.parametrize("worker", KEEPALIVE)
 def test_slow_request_does_not_hold_others(servers, worker):
     srv = servers(ROUTES, worker)
-    slow = threading.Thread(target=httpx.get, args=(srv.url + "/slow?3",), kwargs={"timeout": 10})
+    slow = threading.Thread(target=httpx.get, args=(srv.url + "/slow?6",), kwargs={"timeout": 15})
     slow.start()
     try:
-        r = httpx.get(srv.url + "/quick", timeout=2.5)
+        r = httpx.get(srv.url + "/quick", timeout=5)
         assert r.status_code == 200
         assert slow.is_alive()  # answered while the slow request still runs
     finally:

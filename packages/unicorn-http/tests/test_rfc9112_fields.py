@@ -63,6 +63,12 @@ CASES = [
         Refused(400, "whitespace between header name and colon"),
     ),
     case(
+        "gunicorn-strip-header-spaces",
+        head(b"X-A : v", b"X-B\t: w"),
+        Parsed(headers=[(b"host", b"example.com"), (b"x-a", b"v"), (b"x-b", b"w")]),
+        strip_header_spaces=True,
+    ),
+    case(
         "rfc9112-5.1-space-before-colon-on-content-length",
         LINE + b"Content-Length : 5\r\n\r\nhello",
         Refused(400, "whitespace"),

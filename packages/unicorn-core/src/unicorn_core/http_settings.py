@@ -226,6 +226,59 @@ SETTINGS = (
         "requests get 400, since proxies disagree on how to read them.",
     ),
     Setting(
+        name="strip_header_spaces",
+        section=SECTION,
+        cli=("--strip-header-spaces",),
+        type="bool",
+        default=False,
+        doc="Accept whitespace between a header name and its colon, dropping it, "
+        "instead of refusing the request with 400 (gunicorn's setting). RFC 9112 "
+        "section 5.1 asks for the refusal: proxies that read such lines differently "
+        "are a request-smuggling risk. Use only to keep a broken client working.",
+    ),
+    Setting(
+        name="permit_unconventional_http_method",
+        section=SECTION,
+        cli=("--permit-unconventional-http-method",),
+        type="bool",
+        default=False,
+        doc="Accept any token as a request method. By default, as in gunicorn, a "
+        "method must be 3 to 20 upper-case token characters without `#` (the "
+        "convention of registered methods); others get 400.",
+    ),
+    Setting(
+        name="permit_unconventional_http_version",
+        section=SECTION,
+        cli=("--permit-unconventional-http-version",),
+        type="bool",
+        default=False,
+        doc="Accept HTTP/1.x versions other than 1.0 and 1.1 (read as 1.1, as RFC "
+        "9110 section 2.5 allows). By default, as in gunicorn, they get 400, since "
+        "such request lines are most likely malformed.",
+    ),
+    Setting(
+        name="casefold_http_method",
+        section=SECTION,
+        cli=("--casefold-http-method",),
+        type="bool",
+        default=False,
+        doc="Upper-case request methods before they are checked and handed to the "
+        "application (older gunicorn did). Methods are case-sensitive (RFC 9110 "
+        "section 9.1): `get` is not `GET` unless this is on.",
+    ),
+    Setting(
+        name="http_parser",
+        section=SECTION,
+        cli=("--http-parser",),
+        type="choice",
+        choices=("auto", "fast", "python"),
+        meta="STRING",
+        default="auto",
+        doc="Accepted for gunicorn configurations, where it picks between a C and "
+        "a Python HTTP parser. unicorn has one parser, the same for every worker "
+        "(`unicorn_http`), so every value means the same here.",
+    ),
+    Setting(
         name="forwarded_allow_ips",
         section=SECTION,
         cli=("--forwarded-allow-ips",),
@@ -444,6 +497,10 @@ _PARSER_DEFAULTS = {
         "limit_request_fields",
         "limit_request_field_size",
         "permit_obsolete_folding",
+        "strip_header_spaces",
+        "permit_unconventional_http_method",
+        "permit_unconventional_http_version",
+        "casefold_http_method",
     )
 }
 

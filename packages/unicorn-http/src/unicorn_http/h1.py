@@ -54,6 +54,7 @@ and RFC 9110 (semantics); each check below names its section.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from email.utils import formatdate
@@ -277,6 +278,7 @@ class _Options:
     made with the same constructor arguments (limits, 0 made unlimited)."""
 
     __slots__ = (
+        "casefold_http_method",
         "limit_chunk_extensions",
         "limit_request_field_size",
         "limit_request_fields",
@@ -287,8 +289,11 @@ class _Options:
         "max_drain",
         "max_head",
         "permit_obsolete_folding",
+        "permit_unconventional_http_method",
+        "permit_unconventional_http_version",
         "send_date",
         "server_line",
+        "strip_header_spaces",
     )
 
     def __init__(
@@ -303,7 +308,16 @@ class _Options:
         server: bytes | None,
         send_date: bool,
         permit_obsolete_folding: bool,
+        permit_unconventional_http_method: bool = False,
+        permit_unconventional_http_version: bool = False,
+        casefold_http_method: bool = False,
+        strip_header_spaces: bool = False,
     ) -> None:
+        # gunicorn's compatibility switches, off by default as there
+        self.permit_unconventional_http_method = permit_unconventional_http_method
+        self.permit_unconventional_http_version = permit_unconventional_http_version
+        self.casefold_http_method = casefold_http_method
+        self.strip_header_spaces = strip_header_spaces
         line = self.limit_request_line = _unlimited(limit_request_line)
         fields = self.limit_request_fields = _unlimited(limit_request_fields)
         field_size = self.limit_request_field_size = _unlimited(limit_request_field_size)
@@ -322,6 +336,9 @@ class _Options:
         self.server_line = b"Server: " + server + _CRLF if server else b""
         self.send_date = send_date
 
+
+#: whitespace between a field name and its colon, at the start of a line
+_SPACE_BEFORE_COLON = re.compile(rb"(?m)(^[^:\r\n \t]+)[ \t]+:")
 
 #: constructor arguments -> their prepared options
 _PREPARED: dict[tuple, _Options] = {}
@@ -395,6 +412,10 @@ class H1Connection:
         server: bytes | None = b"unicorn",
         send_date: bool = True,
         permit_obsolete_folding: bool = False,
+        permit_unconventional_http_method: bool = False,
+        permit_unconventional_http_version: bool = False,
+        casefold_http_method: bool = False,
+        strip_header_spaces: bool = False,
     ) -> None:
         # A server makes one connection per client, a sync worker one per
         # request: the options are prepared once per set of arguments.
@@ -409,6 +430,10 @@ class H1Connection:
             server,
             send_date,
             permit_obsolete_folding,
+            permit_unconventional_http_method,
+            permit_unconventional_http_version,
+            casefold_http_method,
+            strip_header_spaces,
         )
         options = _PREPARED.get(args)
         if options is None:
@@ -556,6 +581,11 @@ class H1Connection:
         options = self._options
         if options.permit_obsolete_folding and (b"\r\n " in head or b"\r\n\t" in head):
             head = OBS_FOLD_RE.sub(b" ", head)
+        if options.strip_header_spaces and (b" :" in head or b"\t:" in head):
+            # gunicorn's strip_header_spaces: whitespace before a field's colon is
+            # dropped instead of refused (RFC 9112 section 5.1 says refuse: a
+            # smuggling risk behind proxies that read it differently).
+            head = _SPACE_BEFORE_COLON.sub(rb"\1:", head)
         line, _, block = head.partition(b"\r\n")
         memory = self._memory
         # A request line this connection has sent before was checked then.
@@ -628,12 +658,31 @@ class H1Connection:
                 raise RemoteProtocolError(
                     f"HTTP version {version.decode('ascii')} is not supported", 505
                 )
+            if not self._options.permit_unconventional_http_version:
+                raise RemoteProtocolError(
+                    f"unconventional HTTP version {version.decode('ascii')} (HTTP/1.0 or "
+                    "HTTP/1.1; permit_unconventional_http_version accepts other 1.x)"
+                )
             # RFC 9110 section 2.5: a higher minor version is processed as the highest we have.
             http_version = b"1.1"
         else:
             raise RemoteProtocolError("malformed HTTP version in request line")
-        if method not in _KNOWN_METHODS and not is_field_name(method):
-            raise RemoteProtocolError("request method is not a token (RFC 9110 section 9.1)")
+        options = self._options
+        if method not in _KNOWN_METHODS:
+            if options.casefold_http_method:
+                method = method.upper()
+            if not is_field_name(method):
+                raise RemoteProtocolError("request method is not a token (RFC 9110 section 9.1)")
+            if not options.permit_unconventional_http_method and (
+                not 3 <= len(method) <= 20 or b"#" in method or method.upper() != method
+            ):
+                # gunicorn's convention (IANA registration's): 3 to 20 upper-case
+                # token characters without "#"; permit_unconventional_http_method
+                # lifts it to any token.
+                raise RemoteProtocolError(
+                    "unconventional request method (3 to 20 upper-case token characters; "
+                    "permit_unconventional_http_method accepts any token)"
+                )
         if not target or target.translate(TARGET_CLASSES).count(0):
             raise RemoteProtocolError(
                 "request target is empty or holds control, space or DEL bytes"
