@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 from . import __version__
-from .arbiter import DirtyArbiter
+from .backend import make_arbiter
 from .settings import SETTINGS, DirtyConfig
 
 _CONVERT = {"int": int, "positive_int": int, "float": float, "string": str}
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
             type=_CONVERT.get(spec["type"], str),
             metavar=spec["meta"],
             default=None,
+            choices=spec.get("choices"),
             help=help_text,
         )
     p.add_argument(
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         if not cfg.dirty_apps:
             raise ValueError("no dirty apps given (APP arguments or dirty_apps in the config file)")
         path = cfg.dirty_socket or default_socket_path()
-        arbiter = DirtyArbiter(cfg, path, log=log)
+        arbiter = make_arbiter(cfg, path, log=log)
         arbiter.load_apps()
     except Exception as exc:
         log.error("unicorn-dirty: %s: %s", type(exc).__name__, exc)
