@@ -68,8 +68,14 @@ class RayCluster:
                     *common,
                 ]
             )
-            # a second node: its own raylet and object store, so calls cross nodes
-            self._start(["start", "--address", self.address, *common])
+            # a second node: its own raylet and object store, so calls cross nodes.
+            # `ray start` gives a raylet 30 s to register; a loaded machine may
+            # need a second try.
+            try:
+                self._start(["start", "--address", self.address, *common])
+            except RuntimeError:
+                _kill_group(self.groups.pop())
+                self._start(["start", "--address", self.address, *common])
         except BaseException:
             self.stop()
             raise
@@ -89,14 +95,18 @@ class RayCluster:
             raise RuntimeError(f"ray {' '.join(args[:2])} failed:\n{out.decode(errors='replace')}")
 
     def stop(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for group in self.groups:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(group, sig)
-            end = time.monotonic() + 5
-            while time.monotonic() < end and any(_group_alive(g) for g in self.groups):
-                time.sleep(0.05)
+        # the cluster's state is thrown away with its temp dir: no need to be gentle
+        for group in self.groups:
+            _kill_group(group)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _kill_group(group: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and _group_alive(group):
+        time.sleep(0.05)
 
 
 def _group_alive(group: int) -> bool:

@@ -88,6 +88,8 @@ from .stash import StashStore
 RAY_STREAM_AHEAD = 8
 # An app whose calls take less than this on average gets one call prefetched per actor.
 PREFETCH_BELOW = 0.25
+# Seconds an actor that died may take to come back before the front gives up on it.
+RESTART_WAIT = 120.0
 STASH_NAME = "stash"
 _RECV = 262144
 
@@ -186,7 +188,7 @@ def _next(gen):
 class AppActor:
     """One replica of one dirty app, as a Ray actor (an async actor: calls are asyncio tasks)."""
 
-    def __init__(self, entry: str, threads: int, max_payload: int, stash, directory: dict) -> None:
+    def __init__(self, entry: str, threads: int, max_payload: int) -> None:
         spec = load_app(entry)
         self.name = spec.name
         self.max_payload = max_payload
@@ -197,7 +199,7 @@ class AppActor:
         self.sem = asyncio.Semaphore(threads)
         self.busy = 0
         os.environ[MAX_PAYLOAD_ENV] = str(max_payload)
-        _install_actor_clients(stash, directory)
+        _install_actor_clients(ray.get_actor(STASH_NAME))
         self.app = spec.cls()
         self.app.init()
         self.pid = os.getpid()
@@ -373,9 +375,9 @@ class StashActor:
 class _Directory:
     """Where the app actors are, as the stash actor knows it (fetched once, lazily)."""
 
-    def __init__(self, stash, directory: dict) -> None:
+    def __init__(self, stash) -> None:
         self.stash = stash
-        self._dir = directory or None
+        self._dir: dict | None = None
         self._rr = itertools.count()
         self._lock = threading.Lock()
 
@@ -383,7 +385,10 @@ class _Directory:
         if self._dir is None:
             with self._lock:
                 if self._dir is None:
-                    self._dir = ray.get(self.stash.directory.remote())
+                    found = ray.get(self.stash.directory.remote())
+                    if not found:  # asked before the arbiter sent it: ask again next time
+                        return found
+                    self._dir = found
         return self._dir
 
     def route(self, app: str, action: str, payload: bytes):
@@ -559,8 +564,8 @@ async def _await(ref):
     return await ref
 
 
-def _install_actor_clients(stash, directory: dict) -> None:
-    where = _Directory(stash, directory)
+def _install_actor_clients(stash) -> None:
+    where = _Directory(stash)
     local = threading.local()
 
     def sync_client(timeout: float | None = None) -> ActorDirtyClient:
@@ -604,6 +609,7 @@ class _Pool:
         self.waiting: deque[asyncio.Future] = deque()
         self.avg = PREFETCH_BELOW
         self.dead = False
+        self.turn = 0
 
 
 class _Conn:
@@ -725,9 +731,7 @@ class RayArbiter:
             count = spec.limit or int(self.cfg.dirty_workers)
             opts = actor_options(spec, max_restarts, self.threads)
             for _ in range(count):
-                handle = remote_app.options(**opts).remote(
-                    name, self.threads, self.max_payload, self.stash, {}
-                )
+                handle = remote_app.options(**opts).remote(name, self.threads, self.max_payload)
                 pool.replicas.append(_Replica(name, handle, next(self._ages)))
             directory[name] = {
                 "actors": [r.handle for r in pool.replicas],
@@ -818,30 +822,21 @@ class RayArbiter:
 
     async def _watch(self, pool: _Pool, r: _Replica) -> None:
         """Wait until the actor answers (first start, or after a restart), then serve it."""
-        first = r.restarts == 0 and not r.info
-        try:
-            r.info = await r.handle.info.remote()
-        except rex.RayActorError as exc:
-            if r.ready or first:
-                self.log.error(
-                    "dirty worker (Ray actor) of %s is gone for good: %s", pool.spec.name, exc
-                )
-            r.ready = False
-            if r in pool.replicas:
-                pool.replicas.remove(r)
-            if not pool.replicas:
-                pool.dead = True
-                for fut in pool.waiting:
-                    if not fut.done():
-                        fut.set_exception(
-                            DirtyNoWorkersAvailableError(
-                                f"every Ray actor of {pool.spec.name} died"
-                            )
-                        )
-            return
-        except Exception:
-            self.log.exception("dirty worker (Ray actor) of %s did not start", pool.spec.name)
-            return
+        # a call sent just as the actor died fails too: ask again while Ray restarts it
+        end = time.monotonic() + (RESTART_WAIT if self.cfg.dirty_ray_max_restarts else 0)
+        while True:
+            try:
+                r.info = await r.handle.info.remote()
+                break
+            except rex.RayActorError as exc:
+                if time.monotonic() < end and not self.stopping:
+                    await asyncio.sleep(0.2)
+                    continue
+                self._gone(pool, r, exc)
+                return
+            except Exception:
+                self.log.exception("dirty worker (Ray actor) of %s did not start", pool.spec.name)
+                return
         r.ready = True
         self.log.info(
             "dirty worker %s ready (app %s, Ray node %s)",
@@ -850,6 +845,19 @@ class RayArbiter:
             r.info["node"][:12],
         )
         self._wake(pool)
+
+    def _gone(self, pool: _Pool, r: _Replica, exc: BaseException) -> None:
+        self.log.error("dirty worker (Ray actor) of %s is gone for good: %s", pool.spec.name, exc)
+        r.ready = False
+        if r in pool.replicas:
+            pool.replicas.remove(r)
+        if not pool.replicas:
+            pool.dead = True
+            for fut in pool.waiting:
+                if not fut.done():
+                    fut.set_exception(
+                        DirtyNoWorkersAvailableError(f"every Ray actor of {pool.spec.name} died")
+                    )
 
     def _lost(self, pool: _Pool, r: _Replica) -> None:
         """A call saw the actor die: stop routing to it until Ray has restarted it."""
@@ -872,9 +880,14 @@ class RayArbiter:
         return self.threads + 1 if pool.avg < PREFETCH_BELOW else self.threads
 
     def _free(self, pool: _Pool) -> _Replica | None:
+        """The least busy ready actor with a free slot; ties go round the actors in turn."""
         best = None
         limit = self._limit(pool)
-        for r in pool.replicas:
+        replicas = pool.replicas
+        n = len(replicas)
+        pool.turn = start = (pool.turn + 1) % n if n else 0
+        for i in range(n):
+            r = replicas[(start + i) % n]
             if r.ready and r.inflight < limit and (best is None or r.inflight < best.inflight):
                 best = r
                 if r.inflight == 0:
@@ -939,8 +952,8 @@ class RayArbiter:
                         return
                 if writer.transport.get_write_buffer_size() > 4 * _RECV:
                     await writer.drain()  # a client that stops reading stops being read from
-        except (ConnectionError, OSError):
-            pass
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass  # the client went away, or the arbiter is stopping
         finally:
             conn.closed = True
             for task in list(conn.calls.values()):
