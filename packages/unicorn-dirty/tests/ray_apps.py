@@ -11,10 +11,10 @@ from unicorn_dirty import DirtyApp, get_dirty_client, stash
 
 
 class RayEchoApp(EchoApp):
-    """EchoApp on two actors, one CPU each: with one CPU per node, one actor per node."""
+    """EchoApp on two actors of two CPUs each: with two CPUs per node, one actor per node."""
 
     workers = 2
-    num_cpus = 1
+    num_cpus = 2
 
     def init(self) -> None:
         super().init()

@@ -34,9 +34,13 @@ def ray_command() -> list[str]:
 
 
 class RayCluster:
-    """`ray start --head` plus one `ray start --address`, each with `cpus` CPUs."""
+    """`ray start --head` plus one `ray start --address`, each with `cpus` CPUs.
 
-    def __init__(self, cpus: int = 1, object_store: int = 200_000_000) -> None:
+    A raylet starts at most min(cores, its CPUs) worker processes at a time, so
+    nodes get 2 CPUs: one worker that is slow to start does not hold up the rest.
+    """
+
+    def __init__(self, cpus: int = 2, object_store: int = 200_000_000) -> None:
         self.dir = tempfile.mkdtemp(prefix="ud-ray-", dir="/tmp")
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
@@ -68,14 +72,15 @@ class RayCluster:
                     *common,
                 ]
             )
+            node = ["--temp-dir", os.path.join(self.dir, "node")]
             # a second node: its own raylet and object store, so calls cross nodes.
             # `ray start` gives a raylet 30 s to register; a loaded machine may
             # need a second try.
             try:
-                self._start(["start", "--address", self.address, *common])
+                self._start(["start", "--address", self.address, *node, *common])
             except RuntimeError:
                 _kill_group(self.groups.pop())
-                self._start(["start", "--address", self.address, *common])
+                self._start(["start", "--address", self.address, *node, *common])
         except BaseException:
             self.stop()
             raise

@@ -43,7 +43,7 @@ RELAY = "ray_apps:RelayApp"
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = RayCluster(cpus=1)
+    c = RayCluster(cpus=2)
     yield c
     c.stop()
 
@@ -289,11 +289,11 @@ def test_stash_is_one_and_atomic_for_every_caller(stashed):
 
 
 def test_term_stops_the_actors(address):
-    # a second pool on the same cluster: its own namespace
+    # a second pool on the same cluster (its own namespace), one actor needing no CPU
     args = ["--backend", "ray", "--ray-address", address, "--ray-namespace", "second"]
-    pool = Pool([ECHO], 1, args, ready=False)
+    pool = Pool(["sample_apps:EchoApp"], 1, args, ready=False)
     try:
-        workers = pool.wait_ready(2, timeout=45)
+        workers = pool.wait_ready(1, timeout=45)
     finally:
         pool.stop()
     assert pool.proc.returncode == 0
