@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from .settings import DirtyConfig
 
 BACKENDS = ("local", "ray")
@@ -16,6 +18,9 @@ def make_arbiter(cfg: object, socket_path: str, **kw: object):
 
         return DirtyArbiter(config, socket_path, **kw)
     if backend == "ray":
+        # Ray replays a driver started by `uv run` in every worker unless told not
+        # to, and reads that when it is imported
+        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
         try:
             from .ray_backend import RayArbiter
         except ImportError as exc:

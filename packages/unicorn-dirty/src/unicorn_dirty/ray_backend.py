@@ -696,8 +696,6 @@ class RayArbiter:
         }
 
     def _connect_ray(self) -> None:
-        # Ray replays a driver started by `uv run` in every worker unless told not to
-        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
         address = self.cfg.dirty_ray_address or os.environ.get("RAY_ADDRESS") or None
         ray.init(
             address=address,
