@@ -9,7 +9,7 @@ VENV := .venv
 RUN := $(UV) run --no-sync
 PACKAGES := http uwsgi core workers asgi dirty
 
-.PHONY: demo test sync lint imports pytest test-isolated test-pythons build bench-parser clean
+.PHONY: demo test sync lint imports pytest test-isolated test-pythons build bench-parser clean system-tools
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,11 +29,28 @@ lint: sync
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 
+# The design's import rules, kept in the repository (tools/check_imports.py), and
+# the shared copy beside the checkout when there is one.
 imports:
-	@if [ -f ../shared/tools/check_imports.py ]; then $(PYTHON) ../shared/tools/check_imports.py; \
-	 else echo "imports: ../shared/tools/check_imports.py not found, skipped"; fi
+	$(PYTHON) tools/check_imports.py
+	@if [ -f ../shared/tools/check_imports.py ]; then $(PYTHON) ../shared/tools/check_imports.py; fi
 
-pytest: sync
+# Real peers some tests drive, from Debian's packages when missing: nginx (uwsgi_pass
+# and proxy_pass), wrk (the chaos test), nghttp2-client (HTTP/2: nghttp, h2load).
+# A failed install is reported, not fatal: the tests that need the tool say so.
+SYSTEM_TOOLS := nginx:nginx wrk:wrk nghttp:nghttp2-client h2load:nghttp2-client
+system-tools:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do tool=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null 2>&1 \
+	      || echo "system-tools: could not install$$missing; the tests that need them will say so"; \
+	  else echo "system-tools: missing$$missing (install them to run every test)"; fi; \
+	fi
+
+pytest: sync system-tools
 	$(RUN) pytest -q
 
 # Each package, built as its own wheel, installed in a venv with nothing of

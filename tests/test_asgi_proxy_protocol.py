@@ -70,3 +70,36 @@ def test_missing_header_is_refused_and_others_go_on(server):
     assert out.startswith(b"HTTP/1.1 200"), out
     # UNKNOWN keeps the socket's own peer address
     assert out.split(b"\r\n\r\n", 1)[1].startswith(b"127.0.0.1 "), out
+
+
+V2_TCP4 = (
+    b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c"
+    + socket.inet_aton("203.0.113.9")
+    + socket.inet_aton("192.0.2.1")
+    + (40100).to_bytes(2, "big")
+    + (443).to_bytes(2, "big")
+)
+V1_TCP4 = b"PROXY TCP4 203.0.113.7 192.0.2.1 40123 443\r\n"
+
+
+@pytest.mark.parametrize("worker", ["asgi", "gthread"])
+@pytest.mark.parametrize(
+    ("mode", "accepted", "refused"),
+    [("v1", V1_TCP4, V2_TCP4), ("v2", V2_TCP4, V1_TCP4)],
+    ids=["v1", "v2"],
+)
+def test_gunicorns_modes_take_one_version(tmp_path, worker, mode, accepted, refused):
+    """gunicorn 24.1's `--proxy-protocol v1|v2`: the other version is a 400."""
+    app = "origin_echo:" + ("asgi" if worker == "asgi" else "wsgi")
+    srv = Unicorn(
+        tmp_path, app, "-k", worker, "--proxy-protocol", mode, "--proxy-allow-from", "127.0.0.1"
+    )
+    try:
+        out = exchange(srv.addr, accepted + GET)
+        assert out.startswith(b"HTTP/1.1 200"), out
+        assert b"203.0.113." in out
+        out = exchange(srv.addr, refused + GET)
+        assert out.startswith(b"HTTP/1.1 400"), out
+        assert b"where proxy_protocol is " + mode.encode() in out
+    finally:
+        srv.stop()

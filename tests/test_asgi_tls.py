@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 from unicorn_server import Unicorn
 
-from unicorn_asgi.http11 import distinguished_name
+from unicorn_asgi.tls_scope import distinguished_name
 
 pytestmark = [
     pytest.mark.timeout(60),

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,6 +46,7 @@ async def lifespan(app: FastAPI):
     await close_dirty_client_async()
 
 
+log = logging.getLogger("unicorn.error")
 app = FastAPI(title="unicorn-dirty: a Celery alternative", lifespan=lifespan)
 
 
@@ -90,6 +92,9 @@ def error_body(exc: DirtyError) -> tuple[int, dict]:
 @app.exception_handler(DirtyError)
 async def dirty_error(request: Request, exc: DirtyError) -> JSONResponse:
     status, body = error_body(exc)
+    if status >= 500:
+        # Every 5xx leaves a line naming its cause in the error log.
+        log.error("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
     return JSONResponse(body, status_code=status)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 APPS = Path(__file__).resolve().parent.parent / "apps"
-_LISTENING = re.compile(r"Listening at: http://([\d.]+):(\d+)")
+_LISTENING = re.compile(r"Listening at: https?://([\d.]+):(\d+)")
 
 
 def wait_for(check: Callable[[], object], timeout: float = 15.0, what: str = "it") -> object:

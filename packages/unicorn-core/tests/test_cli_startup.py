@@ -3,6 +3,7 @@ exit non-zero with a one-line cause instead of looping."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import socket
 
 import pytest
@@ -75,12 +76,54 @@ def test_worker_that_fails_to_boot_stops_the_server(tmp_path):
     assert "Reason: Worker failed to boot: ValueError: no database" in result.stderr
 
 
-def test_unknown_worker_lists_installed_and_the_extra(cli):
-    result = cli("-k", "gevent", "apps:app")
+def test_unknown_worker_offers_the_extra_when_it_would_provide_it(cli, monkeypatch):
+    from unicorn_core import workers
+
+    # a worker whose distribution is not installed: installing it is the remedy
+    monkeypatch.setitem(
+        workers.WORKER_SOURCES, "quartz", ("unicorn-quartz-absent", "unicorn[quartz]", None)
+    )
+    result = cli("-k", "quartz", "apps:app")
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
-    assert "unknown worker class 'gevent' (installed: " in line
-    assert 'pip install "unicorn[gevent]"' in line
+    assert "unknown worker class 'quartz' (installed: " in line
+    assert 'install it with: pip install "unicorn[quartz]"' in line
+
+
+def test_unknown_worker_never_offers_a_remedy_that_cannot_work(cli, monkeypatch):
+    from unicorn_core import workers
+
+    # its distribution is installed and has no such worker, and the library it
+    # would need is importable: installing the extra would change nothing
+    monkeypatch.setitem(
+        workers.WORKER_SOURCES, "quartz", ("unicorn-core", "unicorn[quartz]", "json")
+    )
+    result = cli("-k", "quartz", "apps:app")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "pip install" not in line
+    assert "unicorn-core 0.1.0 provides no 'quartz' worker" in line
+    assert "(json is installed, but no unicorn worker for it)" in line
+
+
+def test_gevent_message_matches_what_is_installed(cli):
+    from unicorn_core.workers import installed_workers
+
+    result = cli("-k", "gevent_pywsgi", "--check-config", "apps:app")
+    if "gevent" in installed_workers():
+        assert "served by unicorn's 'gevent' worker" in result.stderr
+        return
+    assert result.returncode == 1
+    assert "unknown worker class 'gevent'" in result.stderr
+    try:
+        importlib.metadata.version("unicorn-workers")
+    except importlib.metadata.PackageNotFoundError:
+        # the package that provides it is missing: installing it is the remedy
+        assert 'pip install "unicorn[gevent]"' in result.stderr
+    else:
+        # it is installed and has no gevent worker: the extra would not add one
+        assert 'pip install "unicorn[gevent]"' not in result.stderr
+        assert "provides no 'gevent' worker" in result.stderr
 
 
 def test_worker_path_must_be_a_worker(cli):

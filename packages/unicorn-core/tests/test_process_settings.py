@@ -159,7 +159,8 @@ def test_workers_switch_user_and_group(start_server):
         assert "Uid:\t0\t" in f.read()  # the master keeps its user
 
 
-def test_logconfig_ini_file(start_server, tmp_path):
+@pytest.mark.parametrize("qualname", ["unicorn.error", "gunicorn.error"])
+def test_logconfig_ini_file_with_either_logger_name(start_server, tmp_path, qualname):
     custom = tmp_path / "ini.log"
     ini = tmp_path / "logging.ini"
     ini.write_text(
@@ -167,12 +168,13 @@ def test_logconfig_ini_file(start_server, tmp_path):
         "[handlers]\nkeys=file\n\n"
         "[formatters]\nkeys=plain\n\n"
         "[logger_root]\nlevel=WARNING\nhandlers=\n\n"
-        "[logger_error]\nlevel=INFO\nhandlers=file\npropagate=0\nqualname=unicorn.error\n\n"
+        f"[logger_error]\nlevel=INFO\nhandlers=file\npropagate=0\nqualname={qualname}\n\n"
         f"[handler_file]\nclass=FileHandler\nformatter=plain\nargs=({str(custom)!r},)\n\n"
         "[formatter_plain]\nformat=INI %(message)s\n"
     )
-    start_server("--log-config", str(ini))
+    server = start_server("--log-config", str(ini))
     wait_for(lambda: custom.exists() and "INI Listening at:" in custom.read_text(), 10, "ini log")
+    assert "Listening at:" not in server.log()  # the configured handler replaced the default
 
 
 def test_systemd_notify_ready_and_stopping(start_server, tmp_path):

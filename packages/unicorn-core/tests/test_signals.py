@@ -179,10 +179,12 @@ def test_usr2_upgrades_without_failed_requests(start_server, tmp_path):
 
 def _finish_upgrade(server, pidfile, new_master, old_workers, served_by, failures, stop):
     tmp_path = pidfile.parent
-    oldbin = tmp_path / "unicorn.pid.oldbin"
     second = tmp_path / "unicorn.pid.2"
-    assert oldbin.read_text().strip() == str(server.pid)
-    assert not pidfile.exists()
+    # as in gunicorn: PIDFILE still names the old master mid-upgrade (a deploy
+    # script's `kill -TERM $(cat PIDFILE)` reaches it), PIDFILE.2 the new one
+    assert pidfile.read_text().strip() == str(server.pid)
+    assert second.read_text().strip() == str(new_master)
+    assert not (tmp_path / "unicorn.pid.oldbin").exists()
     new_workers = server.wait_workers(2, pid=new_master)
     wait_for(lambda: set(served_by) & new_workers, 10, "the new workers to serve")
     # the old master keeps serving until told to stop
@@ -202,6 +204,21 @@ def _finish_upgrade(server, pidfile, new_master, old_workers, served_by, failure
     os.kill(new_master, signal.SIGTERM)
     wait_for(lambda: not os.path.exists(f"/proc/{new_master}") or _zombie(new_master), 10, "exit")
     assert not pidfile.exists()
+
+
+def test_usr2_backed_out_leaves_pidfile_naming_the_old_master(start_server, tmp_path):
+    pidfile = tmp_path / "unicorn.pid"
+    server = start_server("-p", str(pidfile)).ready()
+    server.signal(signal.SIGUSR2)
+    second = tmp_path / "unicorn.pid.2"
+    new_master = int(wait_for(lambda: second.exists() and second.read_text().strip(), 10, ".2"))
+    server.wait_workers(1, pid=new_master)
+    assert pidfile.read_text().strip() == str(server.pid)
+    os.kill(new_master, signal.SIGTERM)  # back out: stop the new master
+    wait_for(lambda: not second.exists(), 10, "the new master to remove PIDFILE.2")
+    server.wait_log("The new master .* exited; this master goes on")
+    assert pidfile.read_text().strip() == str(server.pid)
+    assert server.get()[0] == 200
 
 
 def test_winch_is_ignored_when_not_daemonized(start_server):

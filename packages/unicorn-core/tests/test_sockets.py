@@ -60,6 +60,20 @@ def test_unix_socket_mode_stale_file_and_cleanup(start_server, tmp_path):
     assert not path.exists()
 
 
+def test_a_world_writable_unix_socket_is_warned_about(start_server, tmp_path):
+    path = tmp_path / "open.sock"
+    server = start_server("-m", "0", bind=f"unix:{path}").ready()
+    assert stat.S_IMODE(os.stat(path).st_mode) & 0o002
+    assert "world-writable" in server.log() and str(path) in server.log()
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit() == 0
+    private = tmp_path / "private.sock"
+    server = start_server("-m", "0o007", bind=f"unix:{private}").ready()
+    assert "world-writable" not in server.log()
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit() == 0
+
+
 def test_unix_socket_refuses_to_replace_a_regular_file(start_server, tmp_path):
     path = tmp_path / "data.txt"
     path.write_text("keep me")

@@ -17,9 +17,9 @@ def test_metrics_are_sent(start_server):
         server = start_server("--statsd-host", f"127.0.0.1:{port}", "--statsd-prefix", "shop")
         server.ready()
         expected = {
-            "shop.unicorn.requests:1|c",
-            "shop.unicorn.workers:1|g",
-            "shop.unicorn.request.status.200:1|c",
+            "shop.gunicorn.requests:1|c",
+            "shop.gunicorn.workers:1|g",
+            "shop.gunicorn.request.status.200:1|c",
             "duration",
         }
         seen: set[str] = set()
@@ -28,7 +28,8 @@ def test_metrics_are_sent(start_server):
                 seen.add("duration" if ".request.duration:" in line and "|ms" in line else line)
 
 
-def test_bad_statsd_address(cli):
-    result = cli("--statsd-host", "localhost", "apps:app")
+@pytest.mark.parametrize("address", ["localhost:port", "localhost:70000", "unix://", ":8125"])
+def test_bad_statsd_address(cli, address):
+    result = cli("--statsd-host", address, "apps:app")
     assert result.returncode == 1
-    assert "'statsd_host': 'localhost'" in result.stderr
+    assert f"'statsd_host': {address!r}" in result.stderr

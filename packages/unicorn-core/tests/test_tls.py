@@ -78,6 +78,8 @@ def test_serves_tls(start_server, cert):
     version, response = wait_for(answer, 10, "a TLS response")
     assert response.startswith("HTTP/1.0 200 OK")
     assert version in ("TLSv1.2", "TLSv1.3")
+    # the listener is logged with the scheme it speaks, as gunicorn logs it
+    assert server.address.startswith("https://127.0.0.1:")
 
 
 def test_ssl_context_hook_adjusts_the_default(start_server, cert, tmp_path):

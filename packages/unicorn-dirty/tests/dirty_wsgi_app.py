@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
-from unicorn_dirty import get_dirty_client
+from unicorn_dirty import DirtyError, get_dirty_client
 
 ECHO = "sample_apps:EchoApp"
 
@@ -26,6 +27,14 @@ def application(environ, start_response):
         from unicorn_dirty import stash
 
         body = json.dumps(stash.get("marks", environ["QUERY_STRING"]))
+    elif path == "/try":  # the error a call gets, and how long it took to get it
+        start = time.monotonic()
+        try:
+            body = json.dumps({"value": client.execute(ECHO, "noop")})
+        except DirtyError as exc:
+            body = json.dumps(
+                {"error": exc.to_dict(), "seconds": round(time.monotonic() - start, 3)}
+            )
     elif path == "/stream":
         body = json.dumps(list(client.stream(ECHO, "count", 3)))
     elif path == "/status":

@@ -175,6 +175,27 @@ def test_oversized_frame_is_refused_from_its_header():
         reader.feed(header)
 
 
+def test_an_oversized_frame_can_be_skipped_and_the_next_ones_read():
+    small = [P.frame(P.STASH, 1, b"a" * 10), P.frame(P.STATUS, 3)]
+    data = small[0] + P.frame(P.REQUEST, 2, b"b" * 500) + small[1]
+    for step in (1, 5, 13, 64, len(data)):
+        reader = P.FrameReader(max_payload=100, skip_oversized=True)
+        got = []
+        for i in range(0, len(data), step):
+            reader.push(data[i : i + step])
+            frame = reader.next_frame()
+            while frame is not None:
+                got.append((frame, reader.skipped))
+                frame = reader.next_frame()
+        assert [f for f, _ in got] == [
+            (P.STASH, 1, b"a" * 10),
+            (P.REQUEST, 2, None),
+            (P.STATUS, 3, b""),
+        ]
+        assert got[1][1] == 500
+        assert not reader.incomplete and reader.buffered == 0
+
+
 @pytest.mark.parametrize(
     "header",
     [struct.pack("!IBQ", 9, 99, 1), struct.pack("!IBQ", 3, P.REQUEST, 1)],

@@ -107,3 +107,24 @@ def test_sse_from_a_dirty_stream_and_client_disconnect_cancels_the_work(tmp_path
     finally:
         master.send_signal(signal.SIGTERM)
         master.wait(15)
+
+
+def test_dirty_workers_0_disables_the_pool_and_calls_fail_at_once(tmp_path):
+    port = free_port()
+    cmd = [sys.executable, "-m", "unicorn_core", "dirty_wsgi_app:application"]
+    cmd += ["--bind", f"127.0.0.1:{port}", "-w", "1"]
+    cmd += ["--dirty-app", "sample_apps:EchoApp", "--dirty-workers", "0"]
+    master = subprocess.Popen(
+        cmd, env=child_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        info = wait_for(lambda: answering(port), timeout=20, what="unicorn answering")
+        assert info["status"]["workers"] == [] and info["status"]["num_workers"] == 0
+        answer = get(port, "/try")
+        assert answer["error"]["error_type"] == "DirtyNoWorkersAvailableError"
+        assert "dirty_workers is 0" in answer["error"]["message"]
+        assert answer["error"]["details"]["app_path"] == "sample_apps:EchoApp"
+        assert answer["seconds"] < 1.0
+    finally:
+        master.send_signal(signal.SIGTERM)
+        master.wait(15)

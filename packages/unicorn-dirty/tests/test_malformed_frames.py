@@ -10,7 +10,6 @@ from running_pool import ECHO, wait_for
 
 from unicorn_dirty import (
     DirtyClient,
-    DirtyConnectionError,
     DirtyPayloadTooLargeError,
     DirtyProtocolError,
 )
@@ -29,7 +28,7 @@ def closed_by_peer(sock: socket.socket) -> bool:
 
 GARBAGE = [
     (struct.pack("!IBQ", 9, 77, 1), "unknown frame kind 77"),
-    (struct.pack("!IBQ", 0xFFFFFFF0, P.REQUEST, 1), "exceeds dirty_max_payload"),
+    (struct.pack("!IBQ", 0xFFFFFFF0, P.CANCEL, 1), "exceeds dirty_max_payload"),
     (struct.pack("!IBQ", 2, P.REQUEST, 1), "shorter than its header"),
     (P.frame(P.REQUEST, 1, b"\x00\x40abc"), "truncated request head"),
     (P.frame(P.STASH, 1, b"\xee\xee"), "unknown tag"),
@@ -63,16 +62,22 @@ def test_garbage_request_body_is_answered_with_a_protocol_error(shared_pool):
         frames = reader.feed(sock.recv(4096))
     kind, ident, payload = frames[0]
     assert (kind, ident) == (P.ERROR, 7)
-    assert P.decode(payload)[0] == "CodecError"
+    assert P.decode(payload)["error_type"] == "CodecError"
     sock.close()
 
 
 def test_payload_over_the_limit_is_refused(make_pool, monkeypatch):
     pool = make_pool(workers=1, args=["--max-payload", "1000"])
-    # a client that does not know the pool's limit is disconnected by the arbiter
-    with pytest.raises(DirtyConnectionError):
+    # a client that does not know the pool's limit gets the error for that call alone
+    with pytest.raises(DirtyPayloadTooLargeError, match=r"request of \d+ bytes exceeds"):
         pool.client.execute(ECHO, "echo", b"x" * 2000)
-    wait_for(lambda: "exceeds dirty_max_payload (1000)" in pool.log(), what="logged reason")
+    assert pool.client.execute(ECHO, "echo", "same connection") == [["same connection"], {}]
+    # ... and learns the limit from it: the next one is refused without being sent
+    with pytest.raises(DirtyPayloadTooLargeError) as info:
+        pool.client.execute(ECHO, "echo", b"x" * 2000)
+    assert info.value.max_payload == 1000 and info.value.size > 2000
+    assert pool.status()["stats"]["oversized_requests"] == 1
+    wait_for(lambda: "over dirty_max_payload (1000)" in pool.log(), what="logged reason")
     # one that does (HTTP workers get it from the sidecar's environment) refuses to send
     monkeypatch.setenv("UNICORN_DIRTY_MAX_PAYLOAD", "1000")
     client = DirtyClient(pool.path)

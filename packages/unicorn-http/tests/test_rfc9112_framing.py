@@ -229,6 +229,12 @@ CASES = [
         Refused(400, "more than one host"),
     ),
     case(
+        "rfc9110-5.3-two-content-types",
+        b"GET / HTTP/1.1\r\nHost: a.example\r\nContent-Type: text/plain\r\n"
+        b"Content-Type: application/json\r\n\r\n",
+        Refused(400, "more than one content-type"),
+    ),
+    case(
         "rfc9112-3.2-two-hosts-in-http/1.0",
         b"GET / HTTP/1.0\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
         Refused(400, "more than one host"),

@@ -126,6 +126,18 @@ CASES = [
         Refused(400, "LF"),
     ),
     case("bare-cr-in-request-line", b"GET / HTTP/1.1\rHost: example.com\r\n\r\n", Refused(400)),
+    # A head whose lines end with CR alone never completes: refused at once, not
+    # after an idle close.
+    case(
+        "rfc9112-2.2-bare-cr-line-ends",
+        b"GET / HTTP/1.1\rHost: example.com\r\r",
+        Refused(400, "bare CR"),
+    ),
+    case(
+        "tls-client-hello-on-a-plain-port",
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(32),
+        Refused(400, "TLS handshake"),
+    ),
     case(
         "rfc9112-2.2-bare-lf-among-empty-lines",
         b"\r\n\nGET / HTTP/1.1\r\n" + HOST + b"\r\n",

@@ -8,7 +8,8 @@ asyncio loop with an :class:`ASGIConfig`.
 
 from __future__ import annotations
 
-from unicorn_asgi.http11 import ASGIConfig, ClientDisconnected, H1Protocol, RequestCycle
+from unicorn_asgi.errors import ClientDisconnected
+from unicorn_asgi.http11 import ASGIConfig, H1Protocol, RequestCycle
 from unicorn_asgi.lifespan import Lifespan, LifespanFailure
 from unicorn_asgi.worker import ASGIWorker, new_event_loop
 

@@ -53,56 +53,43 @@ from __future__ import annotations
 
 import asyncio
 import os
-import ssl
-import sys
 import time
 import types
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from unicorn_core.http_settings import AddressMatcher, parser_options
+from unicorn_asgi.eager import current_tasks, start_eagerly
+from unicorn_asgi.errors import ClientDisconnected
+from unicorn_asgi.tls_scope import first_certificate, tls_extension
+from unicorn_core.http_settings import edge_options
 from unicorn_http import (
+    CONNECT_REFUSED,
+    METHOD_NAMES,
     MUST_CLOSE,
     NEED_DATA,
     ConnectionClosed,
+    ConnectionEdge,
     Data,
+    EdgeRules,
     EndOfMessage,
-    H1Connection,
     LocalProtocolError,
     RemoteProtocolError,
     Request,
-    parse_proxy_header,
+    RequestInfo,
+    log_access,
 )
 
 __all__ = [
     "ASGIConfig",
-    "ClientDisconnected",
     "H1Protocol",
     "RequestCycle",
-    "distinguished_name",
-    "start_eagerly",
-    "tls_extension",
+    "scope_paths",
 ]
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
 
-_METHODS = {
-    m.encode(): m
-    for m in (
-        "GET",
-        "HEAD",
-        "POST",
-        "PUT",
-        "DELETE",
-        "PATCH",
-        "OPTIONS",
-        "CONNECT",
-        "TRACE",
-    )
-}
-_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
-_PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2"}
 _500_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"connection", b"close"),
@@ -146,144 +133,6 @@ def _decode_path(raw_path: bytes) -> str:
     return text_path
 
 
-class ClientDisconnected(OSError):
-    """``send()`` on a connection the client has closed (ASGI spec 2.4)."""
-
-
-# --- the tls scope extension ------------------------------------------------------------
-
-_TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
-#: OpenSSL cipher name -> its 16-bit IANA number, learned from the contexts in use
-_cipher_ids: dict[str, int] = {}
-#: RFC 4514 section 3: the short names of attribute types a DN string uses
-_DN_NAMES = {
-    "commonName": "CN",
-    "localityName": "L",
-    "stateOrProvinceName": "ST",
-    "organizationName": "O",
-    "organizationalUnitName": "OU",
-    "countryName": "C",
-    "streetAddress": "STREET",
-    "domainComponent": "DC",
-    "userId": "UID",
-}
-
-
-def _dn_value(value: str) -> str:
-    """An attribute value escaped as RFC 4514 section 2.4 asks."""
-    out = value.replace("\\", "\\\\")
-    for special in ',+"<>;=':
-        out = out.replace(special, "\\" + special)
-    if out[:1] in ("#", " "):
-        out = "\\" + out
-    if out.endswith(" "):
-        out = out[:-1] + "\\ "
-    return out
-
-
-def distinguished_name(subject: Any) -> str:
-    """``ssl.getpeercert()['subject']`` as an RFC 4514 string (most specific RDN first)."""
-    return ",".join(
-        "+".join(f"{_DN_NAMES.get(kind, kind)}={_dn_value(value)}" for kind, value in rdn)
-        for rdn in reversed(subject)
-    )
-
-
-def tls_extension(ssl_object: Any, server_cert: str | None) -> dict:
-    """The ASGI ``tls`` scope extension for one TLS connection."""
-    chain: list[str] = []
-    name = None
-    verified = getattr(ssl_object, "get_verified_chain", None)  # Python 3.13+
-    der = ssl_object.getpeercert(binary_form=True)
-    if der:
-        if verified is not None:
-            # DER bytes on 3.13 (Certificate objects from the private API before it)
-            chain = [
-                ssl.DER_cert_to_PEM_cert(cert) if isinstance(cert, bytes) else cert.public_bytes()
-                for cert in verified()
-            ]
-        else:
-            chain = [ssl.DER_cert_to_PEM_cert(der)]
-        subject = (ssl_object.getpeercert() or {}).get("subject")
-        if subject:
-            name = distinguished_name(subject)
-    cipher = ssl_object.cipher()
-    suite = None
-    if cipher is not None:
-        suite = _cipher_ids.get(cipher[0])
-        if suite is None:
-            for known in ssl_object.context.get_ciphers():
-                _cipher_ids.setdefault(known["name"], known["id"] & 0xFFFF)
-            suite = _cipher_ids.get(cipher[0])
-    return {
-        "server_cert": server_cert,
-        "client_cert_chain": chain,
-        "client_cert_name": name,
-        # A certificate that fails verification fails the handshake itself.
-        "client_cert_error": None,
-        "tls_version": _TLS_VERSIONS.get(ssl_object.version()),
-        "cipher_suite": suite,
-    }
-
-
-def _first_certificate(path: str | None) -> str | None:
-    """The first PEM certificate in ``path`` (the server's own; a chain may follow)."""
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError):
-        return None
-    end_marker = "-----END CERTIFICATE-----"
-    start = text.find("-----BEGIN CERTIFICATE-----")
-    end = text.find(end_marker, start)
-    if start < 0 or end < 0:
-        return None
-    return text[start : end + len(end_marker)] + "\n"
-
-
-# --- eager start ----------------------------------------------------------------------
-
-_current_tasks: dict = asyncio.tasks._current_tasks
-_captured: list = [None, None]
-_Task = asyncio.Task
-
-
-def _keep_step(callback: Any, *args: Any, context: Any = None) -> None:
-    _captured[0] = callback
-    _captured[1] = context
-
-
-if sys.version_info >= (3, 12):
-
-    def start_eagerly(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task:
-        """A Task for ``coro`` whose first step has already run."""
-        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-
-else:
-
-    def start_eagerly(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task:
-        """A Task for ``coro`` whose first step has already run.
-
-        The Task's constructor schedules its first step with ``loop.call_soon``,
-        looked up on the loop object; an instance attribute shadowing it for the
-        length of the constructor receives the step and the Task's context, and
-        the step then runs here, in that context and as the loop's current task,
-        as it would from the ready queue. Must not be called from inside a
-        running task.
-        """
-        loop.call_soon = _keep_step  # type: ignore[method-assign]
-        try:
-            task = _Task(coro, loop=loop)
-        finally:
-            del loop.call_soon
-        step, ctx = _captured
-        _captured[0] = _captured[1] = None
-        ctx.run(step)
-        return task
-
-
 # --- per-worker configuration -----------------------------------------------------------
 
 
@@ -315,24 +164,14 @@ class ASGIConfig:
         #: lifespan state; each request scope gets a shallow copy
         self.state = state
         self.keepalive = float(get("keepalive", 2))
+        #: client_header_timeout: the deadline of a request head (0: none)
+        self.header_timeout = float(get("client_header_timeout", 20.0))
         self.worker_connections = max(1, int(get("worker_connections", 1000)))
-        self.h1_options = parser_options(cfg)
+        #: the protocol and the trust rules every connection shares (unicorn_http.edge)
+        self.edge = EdgeRules(**edge_options(cfg), log=log)
         root = str(get("root_path", "")).rstrip("/")
         self.root_path = root
         self.root_path_bytes = root.encode("utf-8")
-        self.trusted = AddressMatcher(get("forwarded_allow_ips", ["127.0.0.1", "::1"]))
-        #: peers whose connections start with a PROXY protocol header, or None
-        self.proxy_from = (
-            AddressMatcher(get("proxy_allow_ips", ["127.0.0.1", "::1"]))
-            if get("proxy_protocol", False)
-            else None
-        )
-        secure = dict(get("secure_scheme_headers", {}) or {})
-        #: lower-cased header name -> the value that means https
-        self.secure_headers = {
-            k.lower().encode("latin-1"): v.lower().encode("latin-1") for k, v in secure.items()
-        }
-        self.forward_names = frozenset(self.secure_headers) | {b"x-forwarded-for"}
         self.asgi = {"version": "3.0", "spec_version": "2.4"}
         self.extensions: dict[str, dict] = {
             "http.response.trailers": {},
@@ -341,7 +180,7 @@ class ASGIConfig:
             "http.response.pathsend": {},
         }
         #: the ``tls`` extension's server_cert: the first certificate of ``certfile``
-        self.server_cert = _first_certificate(get("certfile", None))
+        self.server_cert = first_certificate(get("certfile", None))
         self.access = None
         if getattr(log, "access_enabled", False) or getattr(log, "statsd", None) is not None:
             self.access = getattr(log, "access", None)
@@ -760,6 +599,11 @@ class RequestCycle:
     def status_code(self) -> int:
         return self.status
 
+    def info(self) -> RequestInfo:
+        """The ``req`` of ``pre_request``/``post_request`` hooks."""
+        client = self.scope["client"]
+        return RequestInfo(self.req, client[0] if client else "unix", scope=self.scope)
+
     @property
     def headers(self) -> list:
         return [(bytes(n), bytes(v)) for n, v in self.resp_headers]
@@ -778,6 +622,7 @@ class H1Protocol(asyncio.Protocol):
         "conn",
         "cycle",
         "drain_waiter",
+        "edge",
         "extensions",
         "last_active",
         "line_method",
@@ -785,9 +630,8 @@ class H1Protocol(asyncio.Protocol):
         "line_scope",
         "line_version",
         "loop",
-        "peer_host",
-        "proxy_header",
         "read_paused",
+        "requests",
         "scheme",
         "scope_base",
         "server",
@@ -801,7 +645,9 @@ class H1Protocol(asyncio.Protocol):
     def __init__(self, config: ASGIConfig, is_ssl: bool = False) -> None:
         self.config = config
         self.loop = config.loop
-        self.conn = H1Connection(**config.h1_options)
+        self.edge: ConnectionEdge | None = None
+        #: the wire protocol's connection (a ``unicorn_http.ServerConnection``)
+        self.conn: Any = None
         self.transport: Any = None
         self.cycle: RequestCycle | None = None
         self.closed = False
@@ -812,9 +658,6 @@ class H1Protocol(asyncio.Protocol):
         self.scheme = "https" if is_ssl else "http"
         self.client: tuple | None = None
         self.server: tuple | None = None
-        self.peer_host: str | None = None
-        #: bytes of a PROXY protocol header still being received (None: none expected)
-        self.proxy_header: bytes | None = None
         self.trusted = False
         #: the scope's extensions: the worker's, plus ``tls`` on a TLS connection
         self.extensions = config.extensions
@@ -827,26 +670,31 @@ class H1Protocol(asyncio.Protocol):
         self.line_path: bytes | None = None
         self.line_version: bytes | None = None
         self.line_scope: dict = {}
+        #: when the connection last became idle: its start, or the end of a response.
+        #: Bytes of a head trickling in do not move it (client_header_timeout).
         self.last_active = config.clock
+        #: requests answered on this connection (0: still waiting for its first)
+        self.requests = 0
 
     # -- asyncio callbacks -------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         self.transport = transport
         config = self.config
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            self.client = (str(peer[0]), int(peer[1]))
-            self.peer_host = self.client[0]
         sock = transport.get_extra_info("sockname")
-        if isinstance(sock, tuple):
-            self.server = (str(sock[0]), int(sock[1]))
-        elif sock:
-            self.server = (os.fsdecode(sock), None)
-        self.trusted = bool(config.forward_names) and config.trusted(self.peer_host)
-        proxy_from = config.proxy_from
-        if proxy_from is not None and proxy_from(self.peer_host):
-            self.proxy_header = b""
+        if not isinstance(sock, tuple) and sock:
+            sock = os.fsdecode(sock)
+        edge = self.edge = ConnectionEdge(
+            config.edge, transport.get_extra_info("peername"), sock, self.scheme == "https"
+        )
+        self.conn = edge.conn
+        if not edge.admitted:
+            self.closed = True
+            transport.close()
+            return
+        self.client = edge.client
+        self.server = edge.server
+        self.trusted = edge.trusted
         ssl_object = transport.get_extra_info("ssl_object") if self.scheme == "https" else None
         if ssl_object is not None:
             try:
@@ -880,7 +728,7 @@ class H1Protocol(asyncio.Protocol):
             config.on_count(len(connections))
 
     def data_received(self, data: bytes) -> None:
-        if self.proxy_header is not None:
+        if self.edge.proxy_pending is not None:  # type: ignore[union-attr]
             data = self._take_proxy_header(data)
             if not data:
                 return
@@ -903,23 +751,16 @@ class H1Protocol(asyncio.Protocol):
     def _take_proxy_header(self, data: bytes) -> bytes:
         """Take the PROXY protocol header off the front of the stream: the client it
         names replaces the peer (the balancer) in the scope; the rest is HTTP."""
-        data = self.proxy_header + data  # type: ignore[operator]
+        edge = self.edge
         try:
-            found = parse_proxy_header(data)
+            rest = edge.take_proxy_header(data)  # type: ignore[union-attr]
         except RemoteProtocolError as exc:
-            self.proxy_header = None
             self._refuse(exc)
             return b""
-        if found is None:
-            self.proxy_header = data
-            return b""
-        info, used = found
-        self.proxy_header = None
-        if not info.local and info.src_addr is not None:
-            self.client = (info.src_addr, info.src_port or 0)
-            self.peer_host = info.src_addr
+        if edge.proxy_pending is None and edge.client != self.client:  # type: ignore[union-attr]
+            self.client = edge.client  # type: ignore[union-attr]
             self._scope_base()
-        return data[used:]
+        return rest
 
     def _scope_base(self) -> None:
         config = self.config
@@ -955,6 +796,8 @@ class H1Protocol(asyncio.Protocol):
             self.drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        if self.cycle is None and not self.closed:
+            self._process()  # the next pipelined request, held back while writing was paused
 
     # -- reading requests ----------------------------------------------------------------
 
@@ -971,11 +814,10 @@ class H1Protocol(asyncio.Protocol):
             if kind is Request:
                 self._start(event)  # type: ignore[arg-type]
             elif event is NEED_DATA:
-                if self.config.stopping:
+                if self.config.stopping and not self.partial_head:
                     self.close()
                     return
-                self.last_active = self.config.clock
-                if self.read_paused:
+                if self.read_paused and not self.write_paused:
                     self.resume_reading()
                 return
             elif kind is ConnectionClosed:
@@ -988,6 +830,9 @@ class H1Protocol(asyncio.Protocol):
 
     def _start(self, req: Request) -> None:
         config = self.config
+        if req.method == b"CONNECT":
+            self._refuse(CONNECT_REFUSED)
+            return
         upgrade = req.upgrade
         if (
             upgrade is not None
@@ -1008,16 +853,29 @@ class H1Protocol(asyncio.Protocol):
         state = config.state
         if state is not None:
             scope["state"] = state.copy()
+        origin = self.conn.origin
+        if origin is not None:
+            # The protocol names the client itself (uwsgi: nginx's variables).
+            if origin.client is not None:
+                scope["client"] = origin.client
+            if origin.server is not None:
+                scope["server"] = origin.server
+            if origin.scheme is not None:
+                scope["scheme"] = origin.scheme
         if self.trusted:
             headers = req.headers
             # Fields equal to ones already seen without a forwarded header need no
             # second look (a keep-alive client repeats its fields, and the parser
             # then hands out the same pairs, which compare by identity).
             if headers != self.unforwarded:
-                names = config.forward_names
+                names = config.edge.forward_names
                 for name, _ in headers:
                     if name in names:
-                        self._forwarded(scope, headers)
+                        try:
+                            self._forwarded(scope, headers)
+                        except RemoteProtocolError as exc:
+                            self._refuse(exc)
+                            return
                         break
                 else:
                     self.unforwarded = list(headers)  # a copy the application cannot change
@@ -1031,7 +889,7 @@ class H1Protocol(asyncio.Protocol):
             cycle.started_at = time.monotonic()
         if config.pre_request is not None:
             try:
-                config.pre_request(config.worker, HookRequest(cycle))
+                config.pre_request(config.worker, cycle.info())
             except Exception:
                 config.log.exception("Exception in pre_request hook")
         try:
@@ -1041,7 +899,7 @@ class H1Protocol(asyncio.Protocol):
         if type(coro) is not _Coroutine:
             coro = cycle.run()
         loop = self.loop
-        if loop not in _current_tasks:
+        if loop not in current_tasks:
             self.stepping = True
             task = start_eagerly(loop, coro)
             if task.done():
@@ -1062,7 +920,7 @@ class H1Protocol(asyncio.Protocol):
         endpoint, health checks, proxies)."""
         text_path, raw_path = scope_paths(self.config, req.path)
         try:
-            method = _METHODS[req.method]
+            method = METHOD_NAMES[req.method]
         except KeyError:
             method = req.method.decode("ascii")
         scope = self.scope_base.copy()
@@ -1077,30 +935,16 @@ class H1Protocol(asyncio.Protocol):
         return scope
 
     def _forwarded(self, scope: dict, headers: list) -> None:
-        """Scheme and client from a trusted front end's headers."""
-        config = self.config
-        names = config.forward_names
-        secure = config.secure_headers
-        scheme = None
-        forwarded_for = None
-        for name, value in headers:
-            if name in names:
-                if name == b"x-forwarded-for":
-                    forwarded_for = value if forwarded_for is None else forwarded_for + b"," + value
-                else:
-                    scheme = "https" if value.lower() == secure[name] else "http"
-        if scheme is not None:
-            scope["scheme"] = scheme
-        if forwarded_for is not None:
-            hops = [h.strip() for h in forwarded_for.decode("latin-1").split(",") if h.strip()]
-            if hops:
-                # The nearest address our trusted proxies did not vouch for is the client.
-                client = hops[0]
-                for hop in reversed(hops):
-                    if not config.trusted(hop):
-                        client = hop
-                        break
-                scope["client"] = (client, 0)
+        """Scheme, client and mount point from a trusted front end's headers (the
+        edge's one reading of them); raises ``RemoteProtocolError`` when they
+        contradict each other."""
+        found = self.config.edge.forwarded(headers)
+        if found.scheme is not None:
+            scope["scheme"] = found.scheme
+        if found.client is not None:
+            scope["client"] = (found.client, 0)
+        if found.script_name is not None:
+            scope["root_path"] = found.script_name
 
     def cycle_done(self, cycle: RequestCycle) -> None:
         """The application returned: log, count, and go on with the connection."""
@@ -1113,54 +957,55 @@ class H1Protocol(asyncio.Protocol):
             self._log_access(cycle)
         if config.post_request is not None:
             try:
-                config.post_request(config.worker, HookRequest(cycle), cycle.scope, cycle)
+                config.post_request(config.worker, cycle.info(), cycle.scope, cycle)
             except Exception:
                 config.log.exception("Exception in post_request hook")
         worker = config.worker
         if worker is not None:
             worker.handled_request()
+        self.requests += 1
+        self.last_active = config.clock
         if self.closed:
             return
         if not cycle.complete or self.conn.our_state is MUST_CLOSE:
             self.close()
+            return
+        if self.write_paused:
+            # The client is not reading its responses: read no further request
+            # until it does (resume_writing goes on), so pipelined requests cannot
+            # pile up responses in the transport without bound.
+            if not self.read_paused:
+                self.read_paused = True
+                self.transport.pause_reading()
             return
         if not self.stepping:
             self.loop.call_soon(self._process)
         # when stepping, _process is further up the stack and goes on by itself
 
     def _log_access(self, cycle: RequestCycle) -> None:
-        req = cycle.req
-        try:
-            self.config.access(  # type: ignore[misc]
-                self.peer_text(),
-                cycle.scope["method"],
-                req.target.decode("latin-1"),
-                _PROTOCOLS[req.http_version],
-                cycle.status or 500,
-                cycle.sent,
-                time.monotonic() - cycle.started_at,
-                req.headers,
-                cycle.resp_headers,
-                cycle.scope,
-            )
-        except Exception:
-            self.config.log.exception("Failed to write the access log")
+        scope = cycle.scope
+        client = scope["client"]
+        log_access(
+            self.config.access,  # type: ignore[arg-type]
+            self.config.log,
+            cycle.req,
+            client[0] if client else "unix",
+            scope["method"],
+            cycle.status or 500,
+            cycle.sent,
+            time.monotonic() - cycle.started_at,
+            cycle.resp_headers,
+            scope,
+        )
 
     def _refuse(self, exc: RemoteProtocolError) -> None:
-        self.config.log.info(
-            "Bad request from %s: %s (%d)", self.peer_text(), exc.reason, exc.status
-        )
-        try:
-            data = self.conn.send_error(exc)
-        except LocalProtocolError:
-            data = b""
-        self.write(data)
+        self.write(self.edge.refuse(exc))  # type: ignore[union-attr]
         self.close()
 
     # -- transport helpers ---------------------------------------------------------------
 
     def peer_text(self) -> str:
-        return self.peer_host or "unix"
+        return self.edge.peer_text  # type: ignore[union-attr]
 
     def write(self, data: bytes) -> None:
         if data and not self.closed:
@@ -1204,59 +1049,48 @@ class H1Protocol(asyncio.Protocol):
     def idle(self) -> bool:
         return self.cycle is None
 
+    @property
+    def partial_head(self) -> bool:
+        """Bytes of a request head have arrived and wait for the rest."""
+        conn = self.conn
+        return conn is not None and bool(conn.trailing_data[0])
+
+    def sweep(self, now: float, keepalive: float, header_timeout: float) -> None:
+        """The worker's clock (idle connections only): close one whose wait is over.
+
+        A head still incomplete ``header_timeout`` after the connection became
+        idle gets 408, however its bytes trickle; a new connection waits that
+        long for its first request too. Otherwise an idle keep-alive connection
+        is closed after ``keepalive``, or, while the worker drains, once its
+        keep-alive time is up with no byte of a request pending (a request on
+        the wire is served, with ``Connection: close``).
+        """
+        if self.write_paused:
+            return  # not idle: a response waits for the client to read it
+        waited = now - self.last_active
+        if self.partial_head:
+            if header_timeout and waited > header_timeout:
+                self._refuse(
+                    RemoteProtocolError(
+                        f"request head not complete within client_header_timeout "
+                        f"({header_timeout:g} s)",
+                        408,
+                    )
+                )
+        elif self.requests == 0 and not self.config.stopping:
+            if header_timeout and waited > header_timeout:
+                self.close()
+        elif waited > keepalive:
+            self.close()
+
     def stop(self) -> None:
-        """The worker drains: close when idle, end a wait for the client otherwise."""
+        """The worker drains: idle connections are left to the sweep, which closes
+        them when no request is on its way; a wait for the client is ended."""
         cycle = self.cycle
         if cycle is None:
-            self.close()
+            return
         else:
             cycle.shutdown = True
             if cycle.body_done:
                 cycle.wake()
             cycle.end_event_stream()
-
-
-class HookRequest:
-    """The ``req`` given to pre_request/post_request hooks (gunicorn's attribute names)."""
-
-    __slots__ = ("_cycle",)
-
-    def __init__(self, cycle: RequestCycle) -> None:
-        self._cycle = cycle
-
-    @property
-    def method(self) -> str:
-        return self._cycle.scope["method"]
-
-    @property
-    def uri(self) -> str:
-        return self._cycle.req.target.decode("latin-1")
-
-    @property
-    def path(self) -> str:
-        return self._cycle.scope["path"]
-
-    @property
-    def query(self) -> str:
-        return self._cycle.req.query.decode("latin-1")
-
-    @property
-    def version(self) -> tuple[int, int]:
-        return (1, 1) if self._cycle.req.http_version == b"1.1" else (1, 0)
-
-    @property
-    def headers(self) -> list[tuple[str, str]]:
-        return [
-            (n.decode("latin-1").upper(), v.decode("latin-1")) for n, v in self._cycle.req.headers
-        ]
-
-    @property
-    def scope(self) -> dict:
-        return self._cycle.scope
-
-    @property
-    def remote_addr(self) -> str:
-        return self._cycle.proto.peer_text()
-
-    def __repr__(self) -> str:
-        return f"<Request {self.method} {self.uri}>"

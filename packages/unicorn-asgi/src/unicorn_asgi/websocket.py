@@ -32,6 +32,7 @@ import asyncio
 from collections import deque
 from typing import Any
 
+from unicorn_asgi.errors import ClientDisconnected
 from unicorn_asgi.http11 import scope_paths
 from unicorn_core.settings import Setting
 from unicorn_http import (
@@ -40,6 +41,7 @@ from unicorn_http import (
     CloseReceived,
     LocalProtocolError,
     PerMessageDeflate,
+    RemoteProtocolError,
     Request,
     TextMessage,
     WebSocketHandshake,
@@ -116,10 +118,6 @@ def _ws_extensions(proto: Any) -> dict:
     return extensions
 
 
-class ClientDisconnected(OSError):
-    """``send()`` after the WebSocket closed (the ASGI spec asks for an OSError)."""
-
-
 def upgrade_websocket(proto: Any, req: Request) -> bool:
     """``ASGIConfig.upgrades[b"websocket"]``: take the connection over."""
     config = proto.config
@@ -149,7 +147,11 @@ def upgrade_websocket(proto: Any, req: Request) -> bool:
     if config.state is not None:
         scope["state"] = config.state.copy()
     if proto.trusted:
-        proto._forwarded(scope, req.headers)
+        try:
+            proto._forwarded(scope, req.headers)
+        except RemoteProtocolError as exc:
+            proto._refuse(exc)
+            return True
         scope["scheme"] = _WS_SCHEMES.get(scope["scheme"], scope["scheme"])
     session = WebSocketSession(proto, handshake, scope)
     proto.cycle = session
@@ -164,7 +166,7 @@ class WebSocketSession(asyncio.Protocol):
     def __init__(self, proto: Any, handshake: WebSocketHandshake, scope: dict) -> None:
         self.proto = proto
         self.config = proto.config
-        self.h1 = proto.conn
+        self.conn = proto.conn
         self.handshake = handshake
         self.scope = scope
         self.state = CONNECTING
@@ -198,7 +200,7 @@ class WebSocketSession(asyncio.Protocol):
         except Exception:
             log.exception("Exception in ASGI application (WebSocket %s)", self.scope["path"])
             if self.state == CONNECTING:
-                self._write(self.h1.respond(500, [(b"content-type", b"text/plain")], b""))
+                self._write(self.conn.respond(500, [(b"content-type", b"text/plain")], b""))
                 self._close_transport()
             elif self.state == OPEN:
                 self._close_frame(1011, "")
@@ -227,10 +229,15 @@ class WebSocketSession(asyncio.Protocol):
             finally:
                 self.waiter = None
         message = self.queue.popleft()
-        if self.read_paused and len(self.queue) < _QUEUE_HIGH // 2:
+        self._maybe_resume()
+        return message
+
+    def _maybe_resume(self) -> None:
+        """Read again once the application has caught up and the client reads what
+        we write (the Pongs and Close echoes the protocol answers on its own)."""
+        if self.read_paused and len(self.queue) < _QUEUE_HIGH // 2 and not self.proto.write_paused:
             self.read_paused = False
             self.proto.transport.resume_reading()
-        return message
 
     def _disconnect_message(self) -> dict:
         return {
@@ -268,10 +275,10 @@ class WebSocketSession(asyncio.Protocol):
             )
         except LocalProtocolError as exc:
             raise RuntimeError(f"websocket.accept refused: {exc}") from None
-        self._write(self.h1.send_response(101, headers))
+        self._write(self.conn.send_response(101, headers))
         self.ws = ws
         self.state = OPEN
-        trailing, _ = self.h1.trailing_data
+        trailing, _ = self.conn.trailing_data
         if trailing:
             self.early.insert(0, trailing)
         early, self.early = self.early, []
@@ -282,22 +289,22 @@ class WebSocketSession(asyncio.Protocol):
 
     def _deny(self, message: dict) -> None:
         # RFC 6455 leaves the status to the server; ASGI says 403.
-        self._write(self.h1.respond(403, [(b"content-type", b"text/plain")], b""))
+        self._write(self.conn.respond(403, [(b"content-type", b"text/plain")], b""))
         self.state = CLOSED
         self.close_code = 1000
         self._close_transport()
 
     def _response_start(self, message: dict) -> None:
         headers = [(bytes(n), bytes(v)) for n, v in message.get("headers") or ()]
-        self._write(self.h1.send_response(int(message["status"]), headers))
+        self._write(self.conn.send_response(int(message["status"]), headers))
         self.state = RESPONSE
 
     def _response_body(self, message: dict) -> None:
         body = message.get("body", b"")
         if body:
-            self._write(self.h1.send_data(body))
+            self._write(self.conn.send_data(body))
         if not message.get("more_body", False):
-            self._write(self.h1.send_end())
+            self._write(self.conn.send_end())
             self.state = CLOSED
             self._close_transport()
 
@@ -366,9 +373,12 @@ class WebSocketSession(asyncio.Protocol):
                 return
         if queue:
             self.wake()
-            if len(queue) >= _QUEUE_HIGH and not self.read_paused:
-                self.read_paused = True
-                self.proto.transport.pause_reading()
+        # Stop reading while the application is behind, and while the client does
+        # not read our writes: a Ping flood from a client that never reads would
+        # otherwise pile up its Pongs in the transport without bound.
+        if (len(queue) >= _QUEUE_HIGH or self.proto.write_paused) and not self.read_paused:
+            self.read_paused = True
+            self.proto.transport.pause_reading()
 
     def _finish(self, code: int, reason: str) -> None:
         """The WebSocket is over (the peer's Close, or a protocol error)."""
@@ -393,6 +403,7 @@ class WebSocketSession(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.proto.resume_writing()
+        self._maybe_resume()
 
     def eof_received(self) -> bool | None:
         return None

@@ -178,25 +178,29 @@ class ASGIWorker(Worker):
 
     async def _tick(self) -> None:
         loop = self._loop
-        config = self._config
         interval = min(self.notify_interval, _TICK)
-        keepalive = config.keepalive
         while self.alive:
             self.notify()
             if not self.is_parent_alive():
                 self.log.info("Parent changed, shutting down: %s", self)
                 self.alive = False
                 break
-            now = config.clock = loop.time()
-            for proto in [p for p in config.connections if p.cycle is None]:
-                if now - proto.last_active > keepalive:
-                    proto.close()
+            self._sweep(loop.time())
             if self._wake.done():
                 self._wake = loop.create_future()
             try:
                 await asyncio.wait_for(asyncio.shield(self._wake), interval)
             except TimeoutError:
                 pass
+
+    def _sweep(self, now: float) -> None:
+        """Close idle connections whose wait is over (``H1Protocol.sweep``)."""
+        config = self._config
+        config.clock = now
+        keepalive = config.keepalive
+        header_timeout = config.header_timeout
+        for proto in [p for p in config.connections if p.cycle is None]:
+            proto.sweep(now, keepalive, header_timeout)
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -214,6 +218,7 @@ class ASGIWorker(Worker):
         while (config.connections or config.tasks) and loop.time() < deadline:
             self.notify()
             await asyncio.sleep(0.02)
+            self._sweep(loop.time())
         if config.connections or config.tasks:
             if not self._quick:
                 self.log.warning(

@@ -30,6 +30,8 @@ _PUBLIC = {
     "APP_LOAD_ERROR": "unicorn_core.errors",
     "WorkerBootError": "unicorn_core.errors",
     "main": "unicorn_core.cli",
+    "BaseApplication": "unicorn_core.application",
+    "Application": "unicorn_core.application",
 }
 
 __all__ = ["__version__", *_PUBLIC]

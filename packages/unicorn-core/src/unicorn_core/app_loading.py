@@ -182,6 +182,10 @@ class AppLoader:
     def load(self) -> Any:
         if self._app is not None:
             return self._app
+        if getattr(self.cfg, "paste", None):
+            from unicorn_core.paste_deploy import load_paste_app
+
+            return load_paste_app(self.cfg)
         if not self.uri:
             raise AppImportError("no application given (APP_MODULE or wsgi_app)")
         return import_app(self.uri)

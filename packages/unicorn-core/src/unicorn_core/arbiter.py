@@ -31,6 +31,7 @@ from typing import Any
 
 from unicorn_core import __version__
 from unicorn_core.app_loading import AppLoader
+from unicorn_core.config import log_notes
 from unicorn_core.errors import (
     APP_LOAD_ERROR,
     WORKER_BOOT_ERROR,
@@ -39,10 +40,11 @@ from unicorn_core.errors import (
     HaltServer,
     WorkerBootError,
 )
-from unicorn_core.logs import Logger
+from unicorn_core.logs import Logger, make_logger
 from unicorn_core.process import (
     Pidfile,
     daemonize,
+    process_name,
     sd_notify,
     set_process_title,
 )
@@ -55,7 +57,7 @@ from unicorn_core.sockets import (
     inherited_fds,
     systemd_fds,
 )
-from unicorn_core.workers import Worker, load_worker_class
+from unicorn_core.workers import Worker, load_worker_class, resolve_worker_name
 
 SECTION = "Worker Processes"
 MASTER_PID_ENV = "UNICORN_PID"
@@ -132,14 +134,22 @@ class Arbiter:
         reload_config: Callable[[], Config] | None = None,
         start_args: list[str] | None = None,
         start_cwd: str | None = None,
+        app_loader: AppLoader | None = None,
+        reexec_argv: list[str] | None = None,
     ) -> None:
         self.cfg = cfg
-        self.log = log or Logger(cfg)
+        self.log = log or make_logger(cfg)
         self.reload_config = reload_config
         self.start_args = list(sys.argv[1:] if start_args is None else start_args)
         self.start_cwd = start_cwd or os.getcwd()
+        #: what USR2 executes: ``python -m unicorn_core ARGS``, or an embedding program
+        self.reexec_argv = (
+            list(reexec_argv)
+            if reexec_argv is not None
+            else [sys.executable, "-m", "unicorn_core", *self.start_args]
+        )
         self.pid = os.getpid()
-        self.app_loader = AppLoader(cfg)
+        self.app_loader = app_loader or AppLoader(cfg)
         self.worker_class: type[Worker] = load_worker_class(cfg.worker_class)
         self.workers: dict[int, Worker] = {}
         self.listeners: list[Any] = []
@@ -182,11 +192,12 @@ class Arbiter:
 
     def start(self) -> None:
         self.log.info("Starting unicorn %s", __version__)
+        log_notes(self.log, self.cfg)
         if MASTER_PID_ENV in os.environ:
             self.master_pid = int(os.environ.pop(MASTER_PID_ENV))
             self.master_name = "Master (upgrade)"
         elif self.cfg.daemon:
-            daemonize()
+            daemonize(self.cfg.enable_stdio_inheritance)
         self.pid = os.getpid()
         self.cfg.on_starting(self)
         self.init_signals()
@@ -209,6 +220,9 @@ class Arbiter:
             "Listening at: %s (%s)", ",".join(str(lis) for lis in self.listeners), self.pid
         )
         self.log.info("Using worker: %s", self.cfg.worker_class)
+        note = resolve_worker_name(self.cfg.worker_class)[1]
+        if note:
+            self.log.info("%s", note)
         self.running = True
         self.sidecars.start()
         self.cfg.when_ready(self)
@@ -276,7 +290,7 @@ class Arbiter:
 
     @property
     def proc_name(self) -> str:
-        return self.cfg.proc_name or str(self.app_loader)
+        return process_name(self.cfg, self.app_loader)
 
     def sleep(self, timeout: float = _LOOP_TIMEOUT) -> None:
         """Wait for a signal or the loop timeout."""
@@ -383,6 +397,7 @@ class Arbiter:
                 new_cfg = self.reload_config()
                 worker_class = load_worker_class(new_cfg.worker_class)
                 self.log.setup(new_cfg)
+                log_notes(self.log, new_cfg)
             except ConfigError as exc:
                 self.log.error("Reload failed, keeping the old configuration: %s", exc)
                 self.log.setup(self.cfg)
@@ -431,8 +446,7 @@ class Arbiter:
             self.log.warning("USR2 signal ignored. Parent exists.")
             return
         master_pid = os.getpid()
-        if self.pidfile is not None:
-            self.pidfile.rename(self.pidfile.path + ".oldbin")
+        # this master keeps PIDFILE; the new one writes PIDFILE.2 until we exit
         pid = os.fork()
         if pid != 0:
             self.reexec_pid = pid
@@ -449,8 +463,7 @@ class Arbiter:
             else:
                 environ[INHERIT_ENV] = ",".join(str(lis.fileno()) for lis in self.listeners)
             os.chdir(self.start_cwd)
-            argv = [sys.executable, "-m", "unicorn_core", *self.start_args]
-            os.execve(sys.executable, argv, environ)
+            os.execve(self.reexec_argv[0], self.reexec_argv, environ)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -479,8 +492,11 @@ class Arbiter:
         while len(by_age) > self.num_workers:
             pid, _ = by_age.pop(0)
             self.kill_worker(pid, signal.SIGTERM)
-        if self.log.statsd is not None:
-            self.log.statsd.gauge("workers", len(self.workers))
+        statsd = self.log.statsd
+        if statsd is not None:
+            statsd.gauge("workers", len(self.workers))
+            if self.cfg.enable_backlog_metric:
+                statsd.histogram("backlog", sum(lis.backlog() for lis in self.listeners))
 
     def spawn_worker(self) -> int:
         self.worker_age += 1
@@ -614,8 +630,6 @@ class Arbiter:
             if pid == self.reexec_pid:
                 self.reexec_pid = 0
                 self.log.error("The new master (pid: %s) exited; this master goes on", pid)
-                if self.pidfile is not None and self.cfg.pidfile:
-                    self.pidfile.rename(self.cfg.pidfile)
                 continue
             if self.sidecars.reap(pid, status, running=self.running):
                 continue

@@ -6,9 +6,11 @@ before anything starts. See docs/hooks.md.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any
 
-from unicorn_core.settings import Setting
+from unicorn_core.settings import Setting, _check_arity, import_object
 
 SECTION = "Server Hooks"
 
@@ -30,6 +32,31 @@ def _hook(name: str, params: str, doc: str) -> Setting:
         default=default,
         doc=f"`{name}({params})`: {doc}",
     )
+
+
+def _post_request(value: Any) -> Any:
+    """``post_request(worker, req, environ, resp)``; as in gunicorn a hook taking
+    only ``(worker, req, environ)`` or ``(worker, req)`` is accepted and called
+    with the arguments it takes."""
+    if isinstance(value, str):
+        value = import_object(value)
+    if not callable(value):
+        raise TypeError("")
+    if is_default_hook(value) or _check_arity(value, 4):
+        return value
+    arity = next((n for n in (3, 2) if _check_arity(value, n)), None)
+    if arity is None:
+        raise ValueError(
+            "post_request takes (worker, req, environ, resp), (worker, req, environ) "
+            "or (worker, req)"
+        )
+    hook = value
+
+    @functools.wraps(hook)
+    def call(worker: Any, req: Any, environ: Any, resp: Any) -> Any:
+        return hook(*(worker, req, environ)[:arity])
+
+    return call
 
 
 def is_default_hook(func: Any) -> bool:
@@ -81,10 +108,16 @@ SETTINGS = (
         "worker, req",
         "called in the worker before the application handles a request.",
     ),
-    _hook(
-        "post_request",
-        "worker, req, environ, resp",
-        "called in the worker after the application has handled a request.",
+    dataclasses.replace(
+        _hook(
+            "post_request",
+            "worker, req, environ, resp",
+            "called in the worker after the application has handled a request. "
+            "A hook taking `(worker, req, environ)` or `(worker, req)` is called "
+            "with those, as in gunicorn.",
+        ),
+        type=_post_request,
+        arity=None,
     ),
     _hook(
         "child_exit",

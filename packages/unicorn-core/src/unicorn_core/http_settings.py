@@ -34,6 +34,57 @@ def _ip_list(value: Any) -> list[str]:
     return items
 
 
+def _name_list(value: Any) -> list[str]:
+    """Comma-separated text or a list of header names, kept upper case."""
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        items = [str(v).strip() for v in value]
+    else:
+        raise TypeError("")
+    return [item.upper() for item in items if item]
+
+
+def _protocol_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("")
+    from unicorn_core.protocols import installed_protocols, protocol_hint
+
+    name = value.strip().lower()
+    if name not in installed_protocols():
+        raise ValueError(protocol_hint(name))
+    return name
+
+
+_PROXY_MODES = {
+    "off": "off",
+    "false": "off",
+    "0": "off",
+    "none": "off",
+    "no": "off",
+    "auto": "auto",
+    "true": "auto",
+    "1": "auto",
+    "yes": "auto",
+    "v1": "v1",
+    "v2": "v2",
+}
+
+
+def _proxy_protocol(value: Any) -> str:
+    """gunicorn 24.1's modes; booleans as older configs wrote them."""
+    if value is None or value is False:
+        return "off"
+    if value is True:
+        return "auto"
+    if not isinstance(value, str):
+        raise TypeError("")
+    mode = _PROXY_MODES.get(value.strip().lower())
+    if mode is None:
+        raise ValueError("off, v1, v2 or auto")
+    return mode
+
+
 def _header_map(value: Any) -> dict[str, str]:
     if isinstance(value, str):
         import json
@@ -157,11 +208,15 @@ SETTINGS = (
         name="proxy_protocol",
         section=SECTION,
         cli=("--proxy-protocol",),
-        type="bool",
-        default=False,
-        doc="Expect a PROXY protocol header (v1 or v2) at the start of each "
-        "connection from addresses in `proxy_allow_ips`, and use the client "
-        "address it carries.",
+        type=_proxy_protocol,
+        meta="MODE",
+        default="off",
+        const="auto",
+        doc="Expect a PROXY protocol header at the start of each connection from "
+        "addresses in `proxy_allow_ips`, and use the client address it carries: "
+        "`v1` (text), `v2` (binary), `auto` (either; what the flag alone means) or "
+        "`off`, as gunicorn 24.1 names them. `true`/`false` mean `auto`/`off`. A "
+        "header of the other version is refused with 400.",
     ),
     Setting(
         name="proxy_allow_ips",
@@ -172,6 +227,85 @@ SETTINGS = (
         default=["127.0.0.1", "::1"],
         doc="Front-end addresses allowed to send a PROXY protocol header: "
         "comma-separated addresses or networks, or `*`.",
+    ),
+    Setting(
+        name="client_header_timeout",
+        section=SECTION,
+        cli=("--client-header-timeout",),
+        type="float",
+        meta="SECONDS",
+        default=20.0,
+        doc="The longest a client may take to send a complete request head, counted "
+        "from the connection's start or from the end of the previous response. A "
+        "head still incomplete then is answered with 408 and the connection closed, "
+        "however steadily its bytes trickle in (slowloris). It also bounds the wait "
+        "for the first request of a new connection, which `keepalive` does not. "
+        "0 lifts the limit.",
+    ),
+    Setting(
+        name="client_body_timeout",
+        section=SECTION,
+        cli=("--client-body-timeout",),
+        type="float",
+        meta="SECONDS",
+        default=30.0,
+        doc="How long a request body may take to arrive beyond what its size "
+        "explains: the body must be complete within this many seconds plus one "
+        "second for every KiB received (a client sending slower than 1 KiB/s on "
+        "average is cut off after about this long). A body that misses it is "
+        "answered with 408 (or the connection closed when the response has "
+        "begun), so slow uploads hold a thread of the `gthread` and `sync` workers "
+        "for a bounded time. 0 lifts the limit.",
+    ),
+    Setting(
+        name="forwarder_headers",
+        section=SECTION,
+        cli=("--forwarder-headers",),
+        type=_name_list,
+        meta="STRING",
+        default=["SCRIPT_NAME", "PATH_INFO"],
+        doc="Header names with an underscore that a trusted front end (see "
+        "`forwarded_allow_ips`) may send, passed on as gunicorn does: "
+        "`SCRIPT_NAME` sets the mount point, the others arrive as `HTTP_<NAME>` "
+        "(`REMOTE_USER` becomes `REMOTE_USER` itself). From any other peer such "
+        "headers follow `header_map`. Comma-separated, upper case; `*` for every name.",
+    ),
+    Setting(
+        name="protocol",
+        section=SECTION,
+        cli=("--protocol",),
+        type=_protocol_name,
+        meta="STRING",
+        default="http",
+        doc="The wire protocol the workers speak on every listener: `http` "
+        "(HTTP/1.1, and HTTP/2 where `http_protocols` allows it) or `uwsgi`, the "
+        "binary protocol of nginx's `uwsgi_pass` (install `unicorn[uwsgi]`). A "
+        "name registered in the `unicorn.protocols` entry-point group.",
+    ),
+    Setting(
+        name="uwsgi_allow_ips",
+        section=SECTION,
+        cli=("--uwsgi-allow-from",),
+        type=_ip_list,
+        meta="STRING",
+        default=["127.0.0.1", "::1"],
+        doc="Front-end addresses allowed to speak the uwsgi protocol (with "
+        '`protocol = "uwsgi"`): comma-separated addresses or networks, or `*` for '
+        "anyone. Peers on a Unix socket are always allowed: the socket file's "
+        "permissions decide who connects. Other peers are closed with a log line.",
+    ),
+    Setting(
+        name="uwsgi_buffer_size",
+        section=SECTION,
+        cli=("--uwsgi-buffer-size",),
+        type="positive_int",
+        meta="INT",
+        default=4096,
+        doc="The largest uwsgi request head accepted, in bytes: the packet header "
+        "and its variables block (as uWSGI's `buffer-size`). nginx sends every "
+        "request header as a variable, so large cookies may need more; the most "
+        "the protocol can carry is 65535. A bigger packet closes the connection "
+        "with a log line naming this setting.",
     ),
     Setting(
         name="root_path",
@@ -208,3 +342,39 @@ def parser_options(cfg: object) -> dict:
         value = getattr(cfg, name, None)
         options[name] = default if value is None else value
     return options
+
+
+def edge_options(cfg: object) -> dict:
+    """The keyword arguments of ``unicorn_http.EdgeRules`` from ``cfg``: the protocol
+    factory the ``protocol`` setting names (through the ``unicorn.protocols``
+    entry points), its options, and the trust rules as ``host -> bool`` tests."""
+    from unicorn_core.protocols import load_protocol
+
+    def get(name: str, default: Any) -> Any:
+        value = getattr(cfg, name, None)
+        return default if value is None else value
+
+    name = str(get("protocol", "http"))
+    options = parser_options(cfg)
+    if name == "uwsgi":
+        options["uwsgi_buffer_size"] = int(get("uwsgi_buffer_size", 4096))
+    return {
+        "protocol": load_protocol(name),
+        "options": options,
+        "protocol_name": name,
+        "forwarded_allow": AddressMatcher(get("forwarded_allow_ips", ["127.0.0.1", "::1"])),
+        "secure_scheme_headers": dict(get("secure_scheme_headers", {}) or {}),
+        "forwarder_headers": list(get("forwarder_headers", ["SCRIPT_NAME", "PATH_INFO"])),
+        "proxy_from": (
+            AddressMatcher(get("proxy_allow_ips", ["127.0.0.1", "::1"]))
+            if get("proxy_protocol", "off") not in (False, "off", "", 0)
+            else None
+        ),
+        "proxy_versions": {"v1": (1,), "v2": (2,)}.get(str(get("proxy_protocol", "off")), (1, 2)),
+        "protocol_allow": (
+            AddressMatcher(get("uwsgi_allow_ips", ["127.0.0.1", "::1"]))
+            if name == "uwsgi"
+            else None
+        ),
+        "protocol_allow_setting": "uwsgi_allow_ips" if name == "uwsgi" else "",
+    }

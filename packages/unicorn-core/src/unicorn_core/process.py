@@ -108,16 +108,17 @@ SETTINGS = (
         cli=("-p", "--pid"),
         meta="FILE",
         doc="Write the master's pid to this file. During a USR2 upgrade the old "
-        "master's file is renamed with an `.oldbin` suffix and the new master "
-        "writes `FILE.2` until the old master exits.",
+        "master keeps `FILE` and the new master writes `FILE.2`, renaming it to "
+        "`FILE` once the old master has exited, as gunicorn does.",
     ),
     Setting(
         name="worker_tmp_dir",
         section=SECTION,
         cli=("--worker-tmp-dir",),
         meta="DIR",
-        doc="Accepted for gunicorn compatibility. unicorn's worker heartbeat lives "
-        "in shared memory and writes no file, so this setting has no effect.",
+        doc="Accepted for gunicorn compatibility and ignored: unicorn's worker "
+        "heartbeat lives in shared memory, so there is no heartbeat file to place "
+        "in a directory (gunicorn needs one on tmpfs to avoid disk stalls).",
     ),
     Setting(
         name="user",
@@ -162,9 +163,32 @@ SETTINGS = (
         meta="STRING",
         doc="A name shown in `ps` and `top` for the master and workers (needs the "
         '`setproctitle` extra: `pip install "unicorn-core[setproctitle]"`). '
-        "Defaults to the application's name.",
+        "Defaults to `default_proc_name`.",
+    ),
+    Setting(
+        name="default_proc_name",
+        section=SECTION,
+        meta="STRING",
+        doc="The process name used when `proc_name` is not set. Left unset it is "
+        "the application's name (`APP_MODULE`, or the ini file given to `--paste`), "
+        "where gunicorn would show the same; an embedding application may set it.",
+    ),
+    Setting(
+        name="enable_stdio_inheritance",
+        section=SECTION,
+        cli=("-R", "--enable-stdio-inheritance"),
+        type="bool",
+        default=False,
+        doc="With `daemon`, keep the standard output and error the server was "
+        "started with instead of sending them to `/dev/null` (standard input is "
+        "always `/dev/null`). Set `PYTHONUNBUFFERED=1` to see output at once.",
     ),
 )
+
+
+def process_name(cfg: Any, app_loader: Any) -> str:
+    """``proc_name``, else ``default_proc_name``, else the application's name."""
+    return cfg.proc_name or cfg.default_proc_name or str(app_loader)
 
 
 class Pidfile:
@@ -215,8 +239,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def daemonize() -> None:
-    """Detach: fork twice with a new session between, stdio on /dev/null."""
+def daemonize(keep_stdio: bool = False) -> None:
+    """Detach: fork twice with a new session between, stdin on /dev/null and,
+    unless ``keep_stdio`` (``enable_stdio_inheritance``), stdout and stderr too."""
     if os.fork():
         os._exit(0)
     os.setsid()
@@ -224,7 +249,7 @@ def daemonize() -> None:
         os._exit(0)
     os.umask(0o22)
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
+    for fd in (0,) if keep_stdio else (0, 1, 2):
         os.dup2(devnull, fd)
     if devnull > 2:
         os.close(devnull)

@@ -33,11 +33,13 @@ CORE_SETTING_MODULES = (
     "unicorn_core.http_settings",
     "unicorn_core.tls",
     "unicorn_core.app_loading",
+    "unicorn_core.paste_deploy",
     "unicorn_core.reloader",
     "unicorn_core.process",
     "unicorn_core.logs",
     "unicorn_core.statsd",
     "unicorn_core.hooks",
+    "unicorn_core.tracing",
 )
 
 TYPE_NAMES = (
@@ -128,6 +130,9 @@ class Setting:
     flag_value: bool = True
     #: the flag may be repeated, each use adding an item (default: list types)
     repeat: bool | None = None
+    #: the flag may be given without a value, which then means this one
+    #: (``--proxy-protocol`` alone is ``auto``, as in gunicorn)
+    const: Any = None
     owner: str = field(default="unicorn-core", compare=False)
 
     def __post_init__(self) -> None:
@@ -378,6 +383,8 @@ class Config:
         object.__setattr__(self, "sources", {})
         object.__setattr__(self, "app_uri", None)
         object.__setattr__(self, "config_path", None)
+        #: (logging level, message) noticed while loading: files read, names ignored
+        object.__setattr__(self, "notes", [])
         # values also live in the instance dict: workers read settings on hot
         # paths, and a plain attribute lookup is several times cheaper than
         # going through __getattr__
@@ -385,7 +392,7 @@ class Config:
         for key, value in (values or {}).items():
             self.set(key, value, "code")
 
-    def set(self, name: str, value: Any, source: str) -> None:
+    def set(self, name: str, value: Any, source: str = "code") -> None:
         if name not in self.registry:
             raise ConfigError(f"unknown setting {name!r}")
         value = self.registry[name].validate(value)
@@ -404,6 +411,11 @@ class Config:
             object.__setattr__(self, name, value)
         else:
             self.set(name, value, "code")
+
+    @property
+    def settings(self) -> Registry:
+        """The registry, under gunicorn's name (``key in cfg.settings``)."""
+        return self.registry
 
     def get(self, name: str, default: Any = None) -> Any:
         return self._values.get(name, default)
@@ -428,5 +440,5 @@ class Config:
 #: names a setting may not take, as they would shadow Config's own members
 RESERVED_NAMES = frozenset(
     {name for name in dir(Config) if not name.startswith("__")}
-    | {"registry", "sources", "app_uri", "config_path"}
+    | {"registry", "sources", "app_uri", "config_path", "notes"}
 )

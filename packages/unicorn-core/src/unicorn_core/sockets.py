@@ -11,6 +11,7 @@ import errno
 import os
 import socket
 import stat
+import struct
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -74,12 +75,14 @@ class Listener:
     ``accept()``/``fileno()``; ``str(listener)`` is the address as logged.
     """
 
-    __slots__ = ("bind", "family", "sock")
+    __slots__ = ("bind", "family", "sock", "tls")
 
-    def __init__(self, sock: socket.socket, bind: str | None = None) -> None:
+    def __init__(self, sock: socket.socket, bind: str | None = None, tls: bool = False) -> None:
         self.sock = sock
         self.family = sock.family
         self.bind = bind
+        #: connections are wrapped in TLS (logged as https://)
+        self.tls = tls
 
     @property
     def is_unix(self) -> bool:
@@ -104,22 +107,42 @@ class Listener:
     def close(self) -> None:
         self.sock.close()
 
+    def backlog(self) -> int:
+        """Connections waiting to be accepted (Linux TCP only; 0 elsewhere).
+
+        For a listening socket the kernel reports the accept queue's length in
+        ``tcp_info.tcpi_unacked``: the 13th field, after eight one-byte fields
+        and four 32-bit ones (include/uapi/linux/tcp.h)."""
+        if self.family == socket.AF_UNIX or not hasattr(socket, "TCP_INFO"):
+            return 0
+        try:
+            info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        except OSError:
+            return 0
+        if len(info) < _TCPI_UNACKED.size + 8 + 16:
+            return 0
+        return _TCPI_UNACKED.unpack_from(info, 8 + 16)[0]
+
     def __str__(self) -> str:
-        return describe_address(self.family, self.address)
+        return describe_address(self.family, self.address, self.tls)
 
     def __repr__(self) -> str:
         return f"<Listener {self}>"
 
 
-def describe_address(family: int, address: Any) -> str:
+_TCPI_UNACKED = struct.Struct("I")
+
+
+def describe_address(family: int, address: Any, tls: bool = False) -> str:
     if family == socket.AF_UNIX:
         if isinstance(address, bytes):
             address = address.decode()
         return f"unix:{address}"
     host, port = address[0], address[1]
+    scheme = "https" if tls else "http"
     if family == socket.AF_INET6:
-        return f"http://[{host}]:{port}"
-    return f"http://{host}:{port}"
+        return f"{scheme}://[{host}]:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 def parse_address(bind: str, default_port: int = 8000) -> tuple[int, Any]:
@@ -185,6 +208,24 @@ def _remove_stale_unix_socket(path: str) -> None:
     os.unlink(path)
 
 
+def _warn_if_world_writable(path: str, log: Any) -> None:
+    """gunicorn's rule stands (the socket takes the process umask), but say so when
+    that lets every local user connect: connecting to a Unix socket needs write
+    permission on it, and nothing else stands between them and the application."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & 0o002:
+        log.warning(
+            "Unix socket %s is world-writable (mode %03o): any local user can connect. "
+            "Set --umask (e.g. 0o007 with --group of the proxy) or bind it in a "
+            "directory only the proxy can enter.",
+            path,
+            mode & 0o777,
+        )
+
+
 def _new_socket(family: int, address: Any, cfg: Any, log: Any) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -206,6 +247,7 @@ def _new_socket(family: int, address: Any, cfg: Any, log: Any) -> socket.socket:
             gid = -1 if cfg.group is None else cfg.group
             if (uid, gid) != (-1, -1):
                 os.chown(address, uid, gid)
+            _warn_if_world_writable(address, log)
         sock.listen(cfg.backlog)
     except BaseException:
         sock.close()
@@ -266,16 +308,20 @@ def inherited_fds(environ: Mapping[str, str]) -> list[int]:
 def create_listeners(cfg: Any, log: Any, fds: Iterable[int] = ()) -> list[Listener]:
     """Listeners from inherited fds when given, otherwise from ``cfg.bind``."""
     fds = list(fds)
+    tls = bool(getattr(cfg, "is_ssl", False))
     if fds:
         listeners = []
         for fd in fds:
             sock = socket.socket(fileno=fd)
-            listeners.append(Listener(sock, describe_address(sock.family, sock.getsockname())))
+            bind = describe_address(sock.family, sock.getsockname())
+            listeners.append(Listener(sock, bind, tls))
         return listeners
     listeners = []
     try:
         for bind in cfg.bind:
-            listeners.append(bind_listener(bind, cfg, log))
+            listener = bind_listener(bind, cfg, log)
+            listener.tls = tls
+            listeners.append(listener)
     except BaseException:
         close_listeners(listeners, unlink=True)
         raise

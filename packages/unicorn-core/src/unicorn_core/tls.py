@@ -28,6 +28,18 @@ _MIN_VERSIONS = {
     "TLSv1_2": ssl.TLSVersion.TLSv1_2,
     "TLSv1_3": ssl.TLSVersion.TLSv1_3,
 }
+#: names gunicorn also accepts: SSLv23 is the old name of TLS; SSLv3 is gone from
+#: OpenSSL, so like gunicorn (which ignores ssl_version) we negotiate TLS for it
+_OLD_NAMES = {"SSLv23": "TLS", "SSLv3": "TLS"}
+#: the ssl module's PROTOCOL_* numbers (ssl.PROTOCOL_TLSv1_2 is 5), for config files
+_PROTOCOL_NUMBERS = {
+    1: "SSLv3",
+    2: "TLS",
+    3: "TLSv1",
+    4: "TLSv1_1",
+    5: "TLSv1_2",
+    17: "TLS_SERVER",
+}
 
 
 def _cert_reqs(value: Any) -> int:
@@ -40,15 +52,24 @@ def _cert_reqs(value: Any) -> int:
 
 
 def _ssl_version(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = {int(ssl.PROTOCOL_TLS_SERVER): "TLS_SERVER", int(ssl.PROTOCOL_TLS): "TLS"}.get(
-            value, str(value)
-        )
-    if value.startswith("PROTOCOL_"):
-        value = value[len("PROTOCOL_") :]
-    if value not in _MIN_VERSIONS:
-        raise ValueError("one of " + ", ".join(_MIN_VERSIONS))
-    return value
+    """gunicorn's values: a name (``TLSv1_2``, ``PROTOCOL_TLSv1_2``, ``SSLv23``),
+    case aside, or an ``ssl.PROTOCOL_*`` constant (a number)."""
+    if isinstance(value, bool):
+        raise TypeError("")
+    if isinstance(value, int):
+        value = _PROTOCOL_NUMBERS.get(int(value), str(int(value)))
+    if not isinstance(value, str):
+        raise TypeError("")
+    text = value.strip()
+    if text.upper().startswith("PROTOCOL_"):
+        text = text[len("PROTOCOL_") :]
+    if text.isdigit():
+        text = _PROTOCOL_NUMBERS.get(int(text), text)
+    names = {n.lower(): n for n in (*_MIN_VERSIONS, *_OLD_NAMES)}
+    name = names.get(text.lower())
+    if name is None:
+        raise ValueError("one of " + ", ".join((*_MIN_VERSIONS, *_OLD_NAMES)))
+    return _OLD_NAMES.get(name, name)
 
 
 def _default_ssl_context_hook(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
@@ -94,9 +115,12 @@ SETTINGS = (
         type=_ssl_version,
         meta="STRING",
         default="TLS_SERVER",
-        doc="Kept for gunicorn compatibility: `TLS`/`TLS_SERVER` negotiate the best "
-        "version both sides support; `TLSv1_2` or `TLSv1_3` set the lowest "
-        "version accepted. Prefer the `ssl_context` hook for anything finer.",
+        doc="Kept for gunicorn compatibility: `TLS`/`TLS_SERVER` (and the old "
+        "names `SSLv23`, `SSLv3`) negotiate the best version both sides support; "
+        "`TLSv1`, `TLSv1_1`, `TLSv1_2` or `TLSv1_3` set the lowest version "
+        "accepted. `PROTOCOL_` prefixes and `ssl.PROTOCOL_*` constants are "
+        "accepted too. gunicorn ignores this setting; unicorn applies it. Prefer "
+        "the `ssl_context` hook for anything finer.",
     ),
     Setting(
         name="ciphers",

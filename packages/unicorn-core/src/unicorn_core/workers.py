@@ -23,7 +23,9 @@ What ``run()`` must do (also in the package README, "Writing a worker"):
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
+import importlib.util
 import itertools
 import os
 import random
@@ -32,18 +34,33 @@ import signal
 import socket
 import ssl
 import sys
+import tempfile
 import traceback
 from typing import Any
 
-from unicorn_core.errors import AppImportError, ConfigError
+from unicorn_core.errors import AppImportError, ConfigError, WorkerBootError
 from unicorn_core.heartbeat import Heartbeat
 from unicorn_core.hooks import is_default_hook
-from unicorn_core.process import drop_privileges, set_parent_death_signal, set_process_title
+from unicorn_core.process import (
+    drop_privileges,
+    process_name,
+    set_parent_death_signal,
+    set_process_title,
+)
 from unicorn_core.settings import Setting, import_object
 from unicorn_core.tls import make_ssl_context, wrap_socket
 
 SECTION = "Worker Processes"
 WORKERS_GROUP = "unicorn.workers"
+
+
+def _directory(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("")
+    if not os.path.isdir(value):
+        raise ValueError("no such directory")
+    return os.path.abspath(value)
+
 
 SETTINGS = (
     Setting(
@@ -96,16 +113,49 @@ SETTINGS = (
         doc="Seconds an idle keep-alive connection is kept open waiting for the "
         "next request. The sync worker does not keep connections alive.",
     ),
+    Setting(
+        name="tmp_upload_dir",
+        section="Server Mechanics",
+        type=_directory,
+        meta="DIR",
+        doc="The directory for temporary files made while request data is read: "
+        "each worker sets Python's `tempfile` directory to it, so the files "
+        "frameworks spool large uploads to (Django, Werkzeug, multipart) go "
+        "there. It must exist and be writable by the workers' `user`. By default "
+        "the system's temporary directory.",
+    ),
 )
 
-#: where workers that are not installed come from
-WORKER_EXTRAS = {
-    "sync": "unicorn-workers",
-    "gthread": "unicorn-workers",
-    "asgi": "unicorn[asgi]",
-    "gevent": "unicorn[gevent]",
-    "eventlet": "unicorn[eventlet]",
-    "tornado": "unicorn[tornado]",
+#: where each worker comes from: (distribution, what to pip install, library it needs)
+WORKER_SOURCES = {
+    "sync": ("unicorn-workers", "unicorn-workers", None),
+    "gthread": ("unicorn-workers", "unicorn-workers", None),
+    "asgi": ("unicorn-asgi", "unicorn[asgi]", None),
+    "gevent": ("unicorn-workers", "unicorn[gevent]", "gevent"),
+    "eventlet": ("unicorn-workers", "unicorn[eventlet]", "eventlet"),
+    "tornado": ("unicorn-workers", "unicorn[tornado]", "tornado"),
+}
+
+#: worker names gunicorn and uvicorn users give, -> unicorn's worker
+WORKER_ALIASES = {
+    "gevent_wsgi": "gevent",
+    "gevent_pywsgi": "gevent",
+    "egg:gunicorn#sync": "sync",
+    "egg:gunicorn#gthread": "gthread",
+    "egg:gunicorn#gevent": "gevent",
+    "egg:gunicorn#eventlet": "eventlet",
+    "egg:gunicorn#tornado": "tornado",
+    "gunicorn.workers.sync.SyncWorker": "sync",
+    "gunicorn.workers.gthread.ThreadWorker": "gthread",
+    "gunicorn.workers.ggevent.GeventWorker": "gevent",
+    "gunicorn.workers.ggevent.GeventPyWSGIWorker": "gevent",
+    "gunicorn.workers.geventlet.EventletWorker": "eventlet",
+    "gunicorn.workers.gtornado.TornadoWorker": "tornado",
+    "gunicorn.workers.gasgi.ASGIWorker": "asgi",
+    "uvicorn.workers.UvicornWorker": "asgi",
+    "uvicorn.workers.UvicornH11Worker": "asgi",
+    "uvicorn_worker.UvicornWorker": "asgi",
+    "uvicorn_worker.UvicornH11Worker": "asgi",
 }
 
 
@@ -113,9 +163,62 @@ def installed_workers() -> dict[str, importlib.metadata.EntryPoint]:
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=WORKERS_GROUP)}
 
 
+def resolve_worker_name(name: str) -> tuple[str, str | None]:
+    """(unicorn's worker name, a log line saying so) for gunicorn's and uvicorn's
+    names (``gevent_pywsgi``, ``uvicorn.workers.UvicornWorker``,
+    ``gunicorn.workers.sync.SyncWorker``); other names are returned unchanged."""
+    key = name.replace(":", ".") if name.count(":") == 1 and "#" not in name else name
+    target = WORKER_ALIASES.get(key)
+    if target is None:
+        return name, None
+    return target, f"Worker class {name!r} is served by unicorn's {target!r} worker"
+
+
+def _distribution_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _unknown_worker(name: str, installed: dict[str, Any]) -> ConfigError:
+    """The error for a worker name nothing provides, with only remedies that work."""
+    have = ", ".join(sorted(installed)) or "none"
+    msg = f"unknown worker class {name!r} (installed: {have})"
+    source = WORKER_SOURCES.get(name)
+    if source is not None:
+        dist, extra, library = source
+        version = _distribution_version(dist)
+        if version is None:
+            return ConfigError(f'{msg}; install it with: pip install "{extra}"')
+        # the distribution that would provide it is here and does not: installing
+        # its extra would only add the library, not the worker
+        msg = f"{msg}; {dist} {version} provides no {name!r} worker"
+        if library and importlib.util.find_spec(library) is not None:
+            msg += f" ({library} is installed, but no unicorn worker for it)"
+        alternatives = [w for w in ("gthread", "asgi") if w in installed]
+        if alternatives:
+            msg += "; use " + " or ".join(f"-k {w}" for w in alternatives) + " instead"
+        return ConfigError(msg)
+    names = [*installed, *WORKER_SOURCES, *WORKER_ALIASES]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if close:
+        msg += f"; did you mean {close[0]!r}?"
+    missing = [
+        f'{n}: pip install "{extra}"'
+        for n, (dist, extra, _) in WORKER_SOURCES.items()
+        if n not in installed and _distribution_version(dist) is None
+    ]
+    if missing:
+        msg += "; others come with " + ", ".join(missing)
+    return ConfigError(msg)
+
+
 def load_worker_class(name: str) -> type[Worker]:
-    """``-k NAME`` through the ``unicorn.workers`` entry points, or a dotted path."""
+    """``-k NAME`` through the ``unicorn.workers`` entry points, or a dotted path
+    (gunicorn's and uvicorn's worker names map to unicorn's, see WORKER_ALIASES)."""
     installed = installed_workers()
+    name = resolve_worker_name(name)[0]
     if name in installed:
         try:
             cls = installed[name].load()
@@ -129,17 +232,7 @@ def load_worker_class(name: str) -> type[Worker]:
         except ValueError as exc:
             raise ConfigError(f"worker class {name!r}: {exc}") from None
     else:
-        have = ", ".join(sorted(installed)) or "none"
-        hint = ""
-        if name in WORKER_EXTRAS:
-            hint = f'; install it with: pip install "{WORKER_EXTRAS[name]}"'
-        else:
-            missing = sorted(set(WORKER_EXTRAS) - set(installed))
-            if missing:
-                hint = "; others come with " + ", ".join(
-                    f'{n}: pip install "{WORKER_EXTRAS[n]}"' for n in missing
-                )
-        raise ConfigError(f"unknown worker class {name!r} (installed: {have}){hint}")
+        raise _unknown_worker(name, installed)
     if not (isinstance(cls, type) and issubclass(cls, Worker)):
         raise ConfigError(f"worker class {name!r} is not a subclass of unicorn_core.workers.Worker")
     return cls
@@ -277,9 +370,14 @@ class Worker:
     def init_process(self) -> None:
         """Called in the child after fork (and the post_fork hook). Ends in run()."""
         set_parent_death_signal(signal.SIGTERM)
-        name = self.cfg.proc_name or str(self.app_loader)
-        set_process_title(f"worker [{name}]")
+        set_process_title(f"worker [{process_name(self.cfg, self.app_loader)}]")
         drop_privileges(self.cfg.user, self.cfg.group, self.cfg.initgroups)
+        if self.cfg.tmp_upload_dir:
+            if not os.access(self.cfg.tmp_upload_dir, os.W_OK | os.X_OK):
+                raise WorkerBootError(
+                    f"tmp_upload_dir {self.cfg.tmp_upload_dir!r} is not writable by uid {os.geteuid()}"
+                )
+            tempfile.tempdir = self.cfg.tmp_upload_dir
         random.seed()
         self._wakeup_r, self._wakeup_w = os.pipe()
         for fd in (self._wakeup_r, self._wakeup_w):

@@ -23,3 +23,18 @@ def env(path: str) -> str:
     import os
 
     return os.environ.get(path.strip("/"), "-")
+
+
+def gunicorn_logger(path: str) -> str:
+    """Logs through gunicorn's logger name, as application code written for gunicorn does."""
+    import logging
+
+    logging.getLogger("gunicorn.error").info("app says %s", path)
+    return "logged"
+
+
+def tmpdir(path: str) -> str:
+    """Answers with the directory Python's tempfile module writes to."""
+    import tempfile
+
+    return tempfile.gettempdir()

@@ -14,6 +14,7 @@ from .client import (
     close_dirty_client_async,
     get_dirty_client,
     get_dirty_client_async,
+    get_dirty_socket_path,
     set_dirty_socket_path,
 )
 from .errors import (
@@ -33,7 +34,7 @@ from .errors import (
     StashTableNotFoundError,
 )
 from .settings import SOCKET_ENV
-from .stash import StashTable
+from .stash import StashClient, StashTable, get_stash_socket_path, set_stash_socket_path
 
 __all__ = [
     "SOCKET_ENV",
@@ -52,6 +53,7 @@ __all__ = [
     "DirtyProtocolError",
     "DirtyTimeoutError",
     "DirtyWorkerError",
+    "StashClient",
     "StashError",
     "StashKeyNotFoundError",
     "StashTable",
@@ -62,7 +64,10 @@ __all__ = [
     "current_call",
     "get_dirty_client",
     "get_dirty_client_async",
+    "get_dirty_socket_path",
+    "get_stash_socket_path",
     "is_cancelled",
     "set_dirty_socket_path",
+    "set_stash_socket_path",
     "stash",
 ]

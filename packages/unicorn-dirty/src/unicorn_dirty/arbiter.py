@@ -11,12 +11,24 @@ header for the client's id and passes the payload through. A worker has
 `dirty_threads` slots; when one frees, the oldest queued call among the
 worker's apps takes it.
 
-Every call has a deadline (its own timeout, else `dirty_timeout`; for streams
-it moves forward with each chunk). A queued call past it is answered with
-DirtyTimeoutError; a running one too, and its worker is killed (SIGKILL) and
-replaced. A worker that sends nothing, not even a heartbeat, for
-`dirty_timeout` is killed the same way. Calls running on a worker that dies
-get DirtyWorkerError; queued calls are untouched and go to the next worker.
+Every call has a deadline (its own timeout, at least MIN_TIMEOUT, else
+`dirty_timeout`; for streams it moves forward with each chunk). A queued call
+past it is answered with DirtyTimeoutError. A running one too, and it is
+cancelled in its worker (ABANDONED); if it is still running
+`dirty_cancel_timeout` later, the worker is retired: it takes no new calls, a
+replacement starts, and once only such stuck calls are left on it, it is
+killed (SIGKILL); its calls not yet started go back to the queue. A worker
+that sends nothing, not even a heartbeat, for `dirty_timeout` is killed at
+once. Calls running on a worker that dies get DirtyWorkerError; queued calls
+are untouched and go to the next worker.
+
+Clients are bounded (the DESIGN rule "every buffer has a bound"): client
+frames are taken one at a time, and while a client's unread replies exceed
+`dirty_max_client_buffer` it is *paused* -- not read, and its queued calls
+are parked instead of started -- until it has read half; paused, or with a
+frame begun, for longer than `dirty_client_timeout`, it is dropped. A
+request over `dirty_max_payload` is answered from its header and its bytes
+skipped. At most `dirty_max_clients` connections are kept.
 
 Allocation: a new worker loads every unlimited app plus each limited app
 whose holders are fewer than its limit, so a replacement for a dead worker
@@ -48,6 +60,7 @@ from .errors import (
     DirtyAppNotFoundError,
     DirtyError,
     DirtyNoWorkersAvailableError,
+    DirtyPayloadTooLargeError,
     DirtyTimeoutError,
     DirtyWorkerError,
     StashError,
@@ -76,7 +89,14 @@ ARBITER_SIGNALS = [
     signal.SIGCHLD,
 ]
 
-QUEUED, RUNNING, DONE = 1, 2, 3
+# A call is QUEUED in the arbiter, RUNNING in a worker for a client that
+# waits, ABANDONED when it still runs in a worker but nobody waits (it timed
+# out or its caller cancelled; the worker was told to stop), DONE once over.
+QUEUED, RUNNING, ABANDONED, DONE = 1, 2, 3, 4
+# Per-call timeouts below this are raised to it: a deadline shorter than a
+# round trip through the arbiter means nothing, and a corrupted one (4e-310 s)
+# must not turn every call into a timeout.
+MIN_TIMEOUT = 0.1
 # A worker may hold one call beyond its `dirty_threads`, waiting, when the calls
 # involved take less than this on average: the next call is then already there
 # when a slot frees, instead of one arbiter round trip later.
@@ -87,22 +107,32 @@ _RECV = 262144
 class _Endpoint:
     """A socket the loop reads frames from and writes frames to."""
 
-    __slots__ = ("closed", "reader", "sock", "wbuf", "writing")
+    __slots__ = ("closed", "mask", "reader", "sock", "wbuf")
 
-    def __init__(self, sock: socket.socket, max_payload: int) -> None:
+    def __init__(self, sock: socket.socket, max_payload: int, skip_oversized: bool = False) -> None:
         self.sock = sock
-        self.reader = P.FrameReader(max_payload)
+        self.reader = P.FrameReader(max_payload, skip_oversized)
         self.wbuf = bytearray()
-        self.writing = False
+        self.mask = selectors.EVENT_READ
         self.closed = False
 
 
 class _Client(_Endpoint):
-    __slots__ = ("calls",)
+    """A client connection. Flow control: while `paused` (its unread replies are
+    over `dirty_max_client_buffer`) its frames are not read and its queued
+    calls wait in `parked` instead of starting."""
+
+    __slots__ = ("calls", "opened", "parked", "partial_since", "paused", "paused_since", "used")
 
     def __init__(self, sock: socket.socket, max_payload: int) -> None:
-        super().__init__(sock, max_payload)
+        super().__init__(sock, max_payload, skip_oversized=True)
+        self.opened = time.monotonic()
+        self.used = False  # has sent at least one byte
         self.calls: dict[int, _Call] = {}
+        self.parked: list[_Call] = []
+        self.paused = False
+        self.paused_since = 0.0
+        self.partial_since = 0.0
 
 
 class _Worker(_Endpoint):
@@ -142,7 +172,9 @@ class _Call:
         "app",
         "client",
         "deadline",
+        "grace",
         "id",
+        "overdue",
         "payload",
         "rid",
         "sent",
@@ -164,6 +196,20 @@ class _Call:
         self.state = QUEUED
         self.worker: _Worker | None = None
         self.sent = 0.0
+        self.grace = False  # the deadline now ends the grace after cancellation
+        self.overdue = False  # cancelled, and still running past that grace
+
+
+def _listening(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(0.5)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 class DirtyArbiter:
@@ -190,6 +236,14 @@ class DirtyArbiter:
         self.timeout = float(self.cfg.dirty_timeout)
         self.max_payload = int(self.cfg.dirty_max_payload)
         self.max_queue = int(self.cfg.dirty_max_queue)
+        self.max_clients = max(1, int(self.cfg.dirty_max_clients))
+        self.client_buffer = max(1, int(self.cfg.dirty_max_client_buffer))
+        self.client_timeout = max(0.01, float(self.cfg.dirty_client_timeout))
+        self.cancel_timeout = max(0.0, float(self.cfg.dirty_cancel_timeout))
+        self.clients: set[_Client] = set()
+        self._unused: dict[_Client, None] = {}  # clients that sent nothing yet, oldest first
+        self._refused = 0
+        self._refused_logged = 0.0
         self.specs: dict[str, AppSpec] = {}
         self.workers: list[_Worker] = []
         self.by_pid: dict[int, _Worker] = {}
@@ -207,7 +261,15 @@ class DirtyArbiter:
         self._replacing: tuple[_Worker, _Worker] | None = None
         self._boot_failures = 0
         self._next_spawn = 0.0
-        self.stats = {"calls": 0, "timeouts": 0, "worker_deaths": 0}
+        self.stats = {
+            "calls": 0,
+            "timeouts": 0,
+            "worker_deaths": 0,
+            "workers_replaced_stuck": 0,
+            "clients_dropped": 0,
+            "clients_refused": 0,
+            "oversized_requests": 0,
+        }
         self.listener: socket.socket | None = None
         self.sel: selectors.BaseSelector | None = None
         self.signals: SignalQueue | None = None
@@ -242,12 +304,25 @@ class DirtyArbiter:
             st = os.stat(parent)
             if st.st_uid != os.getuid() or st.st_mode & 0o077:
                 raise OSError(errno.EPERM, f"{parent} is not a private directory of this user")
+        else:
+            st = os.stat(parent)
+            if st.st_mode & 0o002 and not st.st_mode & stat.S_ISVTX:
+                self.log.warning(
+                    "dirty arbiter: %s can be written by any user, who could replace "
+                    "the socket; give dirty_socket a path in a directory of your own",
+                    parent,
+                )
         with contextlib.suppress(FileNotFoundError):
             st = os.lstat(path)
-            if stat.S_ISSOCK(st.st_mode):
-                os.unlink(path)
-            else:
+            if not stat.S_ISSOCK(st.st_mode):
                 raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+            if _listening(path):  # a USR2 upgrade's new pool takes over on purpose
+                self.log.warning(
+                    "dirty arbiter: another process listens at %s; new clients will reach "
+                    "this pool instead",
+                    path,
+                )
+            os.unlink(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
@@ -271,7 +346,7 @@ class DirtyArbiter:
         os.environ[SOCKET_ENV] = self.socket_path
         os.environ[MAX_PAYLOAD_ENV] = str(self.max_payload)
         try:
-            if not self.specs:
+            if not self.specs and self.num_workers > 0:
                 self.load_apps()
             self.listener = self._bind()
         except Exception:
@@ -289,8 +364,13 @@ class DirtyArbiter:
             self.pid,
             self.socket_path,
             self.num_workers,
-            ", ".join(self.specs),
+            ", ".join(self.specs) or ", ".join(self.cfg.dirty_apps),
         )
+        if self.num_workers == 0:
+            self.log.warning(
+                "dirty_workers is 0: the dirty pool is disabled (no app imported, no "
+                "worker); calls fail at once with DirtyNoWorkersAvailableError"
+            )
         try:
             self.cfg.on_dirty_starting(self)
         except Exception:
@@ -340,9 +420,39 @@ class DirtyArbiter:
             except OSError as exc:
                 self.log.warning("dirty arbiter accept failed: %s", exc)
                 return
+            if len(self.clients) >= self.max_clients and not self._evict_idle():
+                sock.close()
+                self._refused += 1
+                self.stats["clients_refused"] += 1
+                now = time.monotonic()
+                if now - self._refused_logged >= 1.0:
+                    self.log.warning(
+                        "dirty arbiter: refused %d client connection(s): dirty_max_clients "
+                        "(%d) are open",
+                        self._refused,
+                        self.max_clients,
+                    )
+                    self._refused = 0
+                    self._refused_logged = now
+                continue
             sock.setblocking(False)
             client = _Client(sock, self.max_payload)
+            self.clients.add(client)
+            self._unused[client] = None
             self.sel.register(sock, selectors.EVENT_READ, client)
+
+    def _evict_idle(self) -> bool:
+        """At dirty_max_clients: close the oldest connection that has sent nothing for
+        dirty_client_timeout (a client in use always has), to make room for a new one."""
+        victim = next(iter(self._unused), None)
+        if victim is None or time.monotonic() - victim.opened < self.client_timeout:
+            return False
+        self._drop(
+            victim,
+            f"it sent nothing in {time.monotonic() - victim.opened:.0f}s and "
+            f"dirty_max_clients ({self.max_clients}) are open",
+        )
+        return True
 
     def _read(self, ep: _Endpoint) -> None:
         try:
@@ -354,41 +464,82 @@ class DirtyArbiter:
         if not data:
             self._close(ep, "")
             return
+        if isinstance(ep, _Client):
+            if not ep.used:
+                ep.used = True
+                del self._unused[ep]
+            ep.reader.push(data)
+            self._drain(ep)
+            return
         try:
             frames = ep.reader.feed(data)
         except DirtyError as exc:
-            who = f"client fd {ep.sock.fileno()}" if isinstance(ep, _Client) else f"worker {ep.pid}"
-            self.log.warning("dirty arbiter: closing %s: %s", who, exc)
+            self.log.warning("dirty arbiter: closing worker %s: %s", ep.pid, exc)
             self._close(ep, str(exc))
             return
-        if isinstance(ep, _Client):
-            for kind, ident, payload in frames:
-                self._on_client_frame(ep, kind, ident, payload)
-                if ep.closed:
-                    return
-        else:
-            ep.last_seen = time.monotonic()
-            for kind, ident, payload in frames:
-                self._on_worker_frame(ep, kind, ident, payload)
+        ep.last_seen = time.monotonic()
+        for kind, ident, payload in frames:
+            self._on_worker_frame(ep, kind, ident, payload)
+
+    def _drain(self, client: _Client) -> None:
+        """Handle the client's buffered frames, one at a time, until it is paused."""
+        reader = client.reader
+        completed = False
+        while not client.paused:
+            try:
+                frame = reader.next_frame()
+            except DirtyError as exc:
+                self._drop(client, str(exc))
+                return
+            if frame is None:
+                break
+            completed = True
+            kind, rid, payload = frame
+            if payload is None:
+                self._on_oversized(client, kind, rid, reader.skipped)
+            else:
+                self._on_client_frame(client, kind, rid, payload)
+            if client.closed:
+                return
+        if client.paused or not reader.incomplete:
+            client.partial_since = 0.0
+        elif completed or not client.partial_since:
+            client.partial_since = time.monotonic()
+
+    def _drop(self, client: _Client, why: str) -> None:
+        self.log.warning("dirty arbiter: closing client fd %s: %s", client.sock.fileno(), why)
+        self.stats["clients_dropped"] += 1
+        self._close(client, why)
+
+    def _events(self, ep: _Endpoint) -> None:
+        """Select on what `ep` needs: reading unless paused, writing while bytes wait."""
+        mask = selectors.EVENT_WRITE if ep.wbuf else 0
+        if not (isinstance(ep, _Client) and ep.paused):
+            mask |= selectors.EVENT_READ
+        if mask != ep.mask and mask:
+            ep.mask = mask
+            self.sel.modify(ep.sock, mask, ep)
 
     def _write(self, ep: _Endpoint, data: bytes) -> None:
         if ep.closed:
             return
         if ep.wbuf:
             ep.wbuf += data
-            return
-        try:
-            n = ep.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        except OSError:
-            self._close(ep, "")
-            return
-        if n < len(data):
-            ep.wbuf += data[n:]
-            if not ep.writing:
-                ep.writing = True
-                self.sel.modify(ep.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, ep)
+        else:
+            try:
+                n = ep.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError:
+                self._close(ep, "")
+                return
+            if n == len(data):
+                return
+            ep.wbuf += memoryview(data)[n:]
+        if isinstance(ep, _Client) and not ep.paused and len(ep.wbuf) > self.client_buffer:
+            ep.paused = True
+            ep.paused_since = time.monotonic()
+        self._events(ep)
 
     def _flush(self, ep: _Endpoint) -> None:
         try:
@@ -399,9 +550,27 @@ class DirtyArbiter:
             self._close(ep, "")
             return
         del ep.wbuf[:n]
-        if not ep.wbuf and ep.writing:
-            ep.writing = False
-            self.sel.modify(ep.sock, selectors.EVENT_READ, ep)
+        if isinstance(ep, _Client) and ep.paused:
+            if len(ep.wbuf) > self.client_buffer // 2:
+                return
+            self._resume(ep)
+            return
+        if not ep.wbuf:
+            self._events(ep)
+
+    def _resume(self, client: _Client) -> None:
+        """The client read enough of its replies: read its frames and start its calls again."""
+        client.paused = False
+        client.paused_since = 0.0
+        self._events(client)
+        parked, client.parked = client.parked, []
+        for call in reversed(parked):
+            if call.state == QUEUED:
+                self.queues[call.app].appendleft(call)
+        if parked:
+            for w in self.workers:
+                self._fill(w)
+        self._drain(client)
 
     def _close(self, ep: _Endpoint, reason: str) -> None:
         if ep.closed:
@@ -411,9 +580,12 @@ class DirtyArbiter:
             self.sel.unregister(ep.sock)
         ep.sock.close()
         if isinstance(ep, _Client):
+            self.clients.discard(ep)
+            self._unused.pop(ep, None)
             for call in list(ep.calls.values()):
                 self._cancel(call)
             ep.calls.clear()
+            ep.parked.clear()
         else:
             self._worker_gone(ep, reason or "connection closed")
 
@@ -450,27 +622,75 @@ class DirtyArbiter:
             )
             self._close(client, f"unexpected frame kind {kind}")
 
+    def _on_oversized(self, client: _Client, kind: int, rid: int, size: int) -> None:
+        """A frame over dirty_max_payload: its bytes are being skipped; fail that call only."""
+        if kind not in (P.REQUEST, P.STASH):
+            self._drop(
+                client, f"frame of {size} bytes exceeds dirty_max_payload ({self.max_payload})"
+            )
+            return
+        self.stats["oversized_requests"] += 1
+        self.log.warning(
+            "dirty arbiter: client fd %s sent a request of %d bytes, over dirty_max_payload "
+            "(%d): answered DirtyPayloadTooLargeError, its bytes discarded",
+            client.sock.fileno(),
+            size,
+            self.max_payload,
+        )
+        self._reply_error(
+            client,
+            rid,
+            DirtyPayloadTooLargeError(
+                f"request of {size} bytes exceeds dirty_max_payload ({self.max_payload})",
+                size,
+                self.max_payload,
+            ),
+        )
+
     def _reply_error(self, client: _Client, rid: int, exc: DirtyError) -> None:
         self._write(client, P.frame(P.ERROR, rid, P.encode(error_to_wire(exc))))
 
     def _submit(
         self, client: _Client, rid: int, app: str, payload: bytes, timeout: float | None
     ) -> None:
+        if self.num_workers == 0 and not self.workers:
+            self._reply_error(
+                client,
+                rid,
+                DirtyNoWorkersAvailableError(
+                    app, f"the dirty pool is disabled (dirty_workers is 0): cannot run {app}"
+                ),
+            )
+            return
         if app not in self.specs:
             self._reply_error(
                 client,
                 rid,
                 DirtyAppNotFoundError(
-                    f"dirty app {app!r} is not configured (known: {', '.join(self.specs)})"
+                    app, f"dirty app {app!r} is not configured (known: {', '.join(self.specs)})"
                 ),
             )
             return
         if self.stopping:
             self._reply_error(
-                client, rid, DirtyNoWorkersAvailableError("the dirty arbiter is shutting down")
+                client,
+                rid,
+                DirtyNoWorkersAvailableError(app, "the dirty arbiter is shutting down"),
             )
             return
-        call = _Call(client, rid, app, payload, timeout or self.timeout, next(self._ids))
+        if not self.holders[app] and self._boot_failures:
+            self._reply_error(
+                client,
+                rid,
+                DirtyNoWorkersAvailableError(
+                    app,
+                    f"no dirty worker holds {app}: workers fail to boot "
+                    f"({self._boot_failures} in a row, see the arbiter's log)",
+                ),
+            )
+            return
+        timeout = self.timeout if timeout is None else max(timeout, MIN_TIMEOUT)
+        call = _Call(client, rid, app, payload, timeout, next(self._ids))
         self.stats["calls"] += 1
         client.calls[rid] = call
         heapq.heappush(self._timers, (call.deadline, call.id, call))
@@ -493,7 +713,7 @@ class DirtyArbiter:
                 client,
                 rid,
                 DirtyNoWorkersAvailableError(
-                    f"queue of dirty app {app!r} is full ({self.max_queue} calls)"
+                    app, f"queue of dirty app {app!r} is full ({self.max_queue} calls)"
                 ),
             )
         else:
@@ -525,12 +745,14 @@ class DirtyArbiter:
             call.state = DONE
             self.depth[call.app] -= 1
         elif call.state == RUNNING:
-            call.state = DONE  # the worker's terminal frame still frees the slot
+            # the worker's terminal frame still frees the slot; the call's
+            # deadline still holds, then dirty_cancel_timeout (see _expire)
+            call.state = ABANDONED
             self._write(call.worker, P.frame(P.CANCEL, call.id))
 
     def _finish(self, call: _Call, kind: int, payload: bytes) -> None:
         """Deliver a reply frame to the call's client (if it still waits)."""
-        if call.state == DONE:
+        if call.state == DONE or call.state == ABANDONED:
             return
         client = call.client
         if kind != P.CHUNK:
@@ -553,8 +775,10 @@ class DirtyArbiter:
             call = w.inflight.pop(wid, None)
             if call is not None:
                 call.payload = b""
-                self.avg[call.app] += (time.monotonic() - call.sent - self.avg[call.app]) * 0.2
+                if call.state == RUNNING:
+                    self.avg[call.app] += (time.monotonic() - call.sent - self.avg[call.app]) * 0.2
                 self._finish(call, kind, payload)
+                call.state = DONE
                 if w.retiring:
                     self._maybe_stop_retired(w)
                 else:
@@ -586,8 +810,10 @@ class DirtyArbiter:
             best_id = 0
             for app in w.apps:
                 q = self.queues[app]
-                while q and q[0].state != QUEUED:
-                    q.popleft()
+                while q and (q[0].state != QUEUED or q[0].client.paused):
+                    call = q.popleft()
+                    if call.state == QUEUED:  # its client does not read: wait for it
+                        call.client.parked.append(call)
                 if q and (best_q is None or q[0].id < best_id):
                     best_q, best_id = q, q[0].id
             if best_q is None:
@@ -686,18 +912,37 @@ class DirtyArbiter:
             self._fail(
                 call,
                 DirtyWorkerError(
-                    f"dirty worker {w.pid} died ({why}) while running a call to {call.app}"
+                    f"dirty worker {w.pid} died ({why}) while running a call to {call.app}",
+                    worker_id=w.pid,
                 ),
             )
+            call.state = DONE
         if not w.ready and not w.retiring and not self.stopping:
             self._boot_failures += 1
             delay = min(0.1 * 2 ** min(self._boot_failures, 6), 5.0)
             self._next_spawn = time.monotonic() + delay
+            for app in w.apps:  # nothing can serve what waits for it: say so now
+                if not self.holders[app]:
+                    self._fail_queued(
+                        app,
+                        f"no dirty worker holds {app}: workers fail to boot "
+                        f"({self._boot_failures} in a row, see the arbiter's log)",
+                    )
         if self._replacing and self._replacing[1] is w:
             self.log.error("dirty worker %s died before it was ready; reload stopped", w.pid)
             self._replacing = None
             self._reload.clear()
         self._maintain()
+
+    def _fail_queued(self, app: str, why: str) -> None:
+        q = self.queues[app]
+        while q:
+            call = q.popleft()
+            if call.state == QUEUED:
+                call.state = DONE
+                self.depth[app] -= 1
+                call.client.calls.pop(call.rid, None)
+                self._reply_error(call.client, call.rid, DirtyNoWorkersAvailableError(app, why))
 
     def _reap(self) -> None:
         while True:
@@ -724,8 +969,15 @@ class DirtyArbiter:
             self._worker_gone(w, "exited")
 
     def _maintain(self) -> None:
-        if self.stopping:
+        if self.stopping or self.num_workers == 0:
             return
+        if not self.specs:  # TTIN on a pool started with dirty_workers = 0
+            try:
+                self.load_apps()
+            except Exception:
+                self.log.exception("dirty arbiter: cannot load the dirty apps")
+                self.num_workers = 0
+                return
         now = time.monotonic()
         if now < self._next_spawn:
             return
@@ -744,6 +996,17 @@ class DirtyArbiter:
         self._maybe_stop_retired(w)
 
     def _maybe_stop_retired(self, w: _Worker) -> None:
+        if w.dead:
+            return
+        started = list(w.inflight.values())[: self.threads]
+        if started and all(c.overdue for c in started):
+            # only calls that ignored their cancellation are left: nothing else to wait for
+            self._kill(
+                w,
+                f"did not stop {len(started)} cancelled call(s) within "
+                f"dirty_cancel_timeout ({self.cancel_timeout:g}s)",
+            )
+            return
         if not w.inflight and not w.term_sent:
             w.term_sent = True
             with contextlib.suppress(ProcessLookupError):
@@ -768,25 +1031,75 @@ class DirtyArbiter:
             if call.deadline > deadline:  # moved by a chunk
                 heapq.heappush(timers, (call.deadline, call.id, call))
                 continue
-            self.stats["timeouts"] += 1
-            msg = f"call to {call.app} timed out after {call.timeout:g}s"
             if call.state == QUEUED:
+                self.stats["timeouts"] += 1
                 self.depth[call.app] -= 1
                 call.state = DONE
                 call.client.calls.pop(call.rid, None)
                 self._reply_error(
-                    call.client, call.rid, DirtyTimeoutError(msg + " waiting for a worker")
+                    call.client,
+                    call.rid,
+                    DirtyTimeoutError(
+                        f"call to {call.app} timed out after {call.timeout:g}s waiting for a worker",
+                        timeout=call.timeout,
+                    ),
                 )
-            elif not self._started(call):
-                self._fail(call, DirtyTimeoutError(msg + " waiting for a worker"))
-                self._write(call.worker, P.frame(P.CANCEL, call.id))
-            else:
-                w = call.worker
-                self._fail(call, DirtyTimeoutError(msg))
-                w.inflight.pop(call.id, None)
-                self._kill(w, f"ran a call to {call.app} past its {call.timeout:g}s timeout")
+                continue
+            w = call.worker
+            if call.state == RUNNING:
+                # the caller hears at once; the worker is asked to stop the call
+                self.stats["timeouts"] += 1
+                waiting = "" if self._started(call) else " waiting for a worker"
+                self._fail(
+                    call,
+                    DirtyTimeoutError(
+                        f"call to {call.app} timed out after {call.timeout:g}s{waiting}",
+                        timeout=call.timeout,
+                    ),
+                )
+                call.state = ABANDONED
+                self._write(w, P.frame(P.CANCEL, call.id))
+            if not call.grace:  # ABANDONED: give it dirty_cancel_timeout to stop
+                call.grace = True
+                call.deadline = now + self.cancel_timeout
+                heapq.heappush(timers, (call.deadline, call.id, call))
+                continue
+            call.overdue = True
+            if not w.dead and self._started(call):
+                self._stuck(w, call)
+
+    def _stuck(self, w: _Worker, call: _Call) -> None:
+        """`call` ignored its cancellation: replace `w` without failing its other calls."""
+        if not w.retiring:
+            self.stats["workers_replaced_stuck"] += 1
+            self.log.error(
+                "dirty worker %s still runs a call to %s %gs after cancelling it (its "
+                "timeout was %gs): replacing the worker once its other calls finish",
+                w.pid,
+                call.app,
+                self.cancel_timeout,
+                call.timeout,
+            )
+            self._retire(w)
+            self._maintain()
+        else:
+            self._maybe_stop_retired(w)
 
     def _tick(self, now: float) -> None:
+        limit = self.client_timeout
+        for c in [c for c in self.clients if c.paused_since or c.partial_since]:
+            if c.paused and now - c.paused_since > limit:
+                self._drop(
+                    c,
+                    f"its replies went unread for {limit:g}s "
+                    f"({len(c.wbuf)} bytes pending, over dirty_max_client_buffer)",
+                )
+            elif not c.paused and c.partial_since and now - c.partial_since > limit:
+                self._drop(
+                    c,
+                    f"a frame stayed incomplete for {limit:g}s "
+                    f"({c.reader.buffered} bytes of it received)",
+                )
         for w in list(self.workers):
             if not w.dead and now - w.last_seen > self.timeout:
                 self._kill(w, f"sent no heartbeat for {self.timeout:g}s")
@@ -880,7 +1193,10 @@ class DirtyArbiter:
     def _stop_step(self, now: float) -> bool:
         """One step of shutdown; True when the arbiter may exit."""
         self._reap()
-        busy = any(w.inflight for w in self.workers if not w.dead) or any(self.depth.values())
+        # calls parked for a client that does not read its replies do not hold shutdown up
+        busy = any(w.inflight for w in self.workers if not w.dead) or any(
+            c.state == QUEUED and not c.client.paused for q in self.queues.values() for c in q
+        )
         if self.stopping == "graceful" and not busy:
             for w in self.workers:
                 if not w.term_sent:
@@ -901,13 +1217,13 @@ class DirtyArbiter:
         return False
 
     def _shutdown_finish(self) -> None:
-        for q in self.queues.values():
+        for q in [*self.queues.values(), *(c.parked for c in self.clients)]:
             for call in q:
                 if call.state == QUEUED:
                     self._reply_error(
                         call.client,
                         call.rid,
-                        DirtyNoWorkersAvailableError("the dirty arbiter shut down"),
+                        DirtyNoWorkersAvailableError(call.app, "the dirty arbiter shut down"),
                     )
         if self.sel is not None:
             for key in list(self.sel.get_map().values()):
@@ -988,6 +1304,8 @@ class DirtyArbiter:
                 }
                 for name, spec in self.specs.items()
             },
+            "clients": len(self.clients),
+            "paused_clients": sum(1 for c in self.clients if c.paused),
             "stats": dict(self.stats),
             "stopping": self.stopping,
         }

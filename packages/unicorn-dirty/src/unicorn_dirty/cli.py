@@ -12,10 +12,13 @@ import argparse
 import logging
 import os
 import runpy
+import shutil
+import stat
 import sys
 import tempfile
 
 from . import __version__
+from .app import parse_app_path
 from .backend import make_arbiter
 from .settings import SETTINGS, DirtyConfig
 
@@ -23,11 +26,27 @@ _CONVERT = {"int": int, "positive_int": int, "float": float, "string": str}
 _SHORT = {"dirty_workers": ["-w"]}
 
 
-def default_socket_path() -> str:
+def private_dir(path: str) -> bool:
+    """Whether `path` is a real directory of this user that no one else can write to."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def default_socket_path() -> tuple[str, bool]:
+    """(socket path, whether its directory is ours to remove) when --socket is not given.
+
+    `$XDG_RUNTIME_DIR/unicorn-dirty.sock` when that directory is private to
+    this user; otherwise a fresh directory made by mkdtemp (mode 0700), never a
+    fixed name another user could have created first.
+    """
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isdir(runtime):
-        return os.path.join(runtime, "unicorn-dirty.sock")
-    return os.path.join(tempfile.gettempdir(), f"unicorn-dirty-{os.getuid()}", "dirty.sock")
+    if runtime and private_dir(runtime):
+        return os.path.join(runtime, "unicorn-dirty.sock"), False
+    directory = tempfile.mkdtemp(prefix=f"unicorn-dirty-{os.getuid()}-")
+    return os.path.join(directory, "dirty.sock"), True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,13 +103,17 @@ def _config(args: argparse.Namespace) -> DirtyConfig:
     if args.apps:
         values["dirty_apps"] = list(args.apps)
     cfg = DirtyConfig.from_object(argparse.Namespace(**values))
+    if cfg.dirty_workers < 0:
+        raise ValueError("dirty_workers must be 0 (pool disabled) or more")
     for name in (
-        "dirty_workers",
         "dirty_threads",
         "dirty_timeout",
         "dirty_graceful_timeout",
         "dirty_max_payload",
         "dirty_max_queue",
+        "dirty_max_clients",
+        "dirty_max_client_buffer",
+        "dirty_client_timeout",
     ):
         if getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be positive")
@@ -116,15 +139,27 @@ def main(argv: list[str] | None = None) -> int:
             sys.path.insert(0, os.path.abspath(d))
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    private = None
     try:
         cfg = _config(args)
+        if cfg.dirty_cancel_timeout < 0:
+            raise ValueError("dirty_cancel_timeout must not be negative")
         if not cfg.dirty_apps:
             raise ValueError("no dirty apps given (APP arguments or dirty_apps in the config file)")
-        path = cfg.dirty_socket or default_socket_path()
-        arbiter = make_arbiter(cfg, path, log=log)
-        arbiter.load_apps()
+        for entry in cfg.dirty_apps:
+            parse_app_path(entry)
+        path, remove_dir = cfg.dirty_socket, False
+        if not path:
+            path, remove_dir = default_socket_path()
+            private = os.path.dirname(path) if remove_dir else None
+            log.info("unicorn-dirty: no --socket given; the socket is %s", path)
+        arbiter = make_arbiter(cfg, path, log=log, remove_dir=remove_dir)
+        if cfg.dirty_workers > 0:
+            arbiter.load_apps()
     except Exception as exc:
         log.error("unicorn-dirty: %s: %s", type(exc).__name__, exc)
+        if private:
+            shutil.rmtree(private, ignore_errors=True)
         return 1
     if args.pid:
         with open(args.pid, "w") as f:

@@ -44,6 +44,12 @@ def set_dirty_socket_path(path: str | None) -> None:
     _default_path = path
 
 
+def get_dirty_socket_path() -> str:
+    """The socket clients use when given none: `set_dirty_socket_path()`, else
+    `UNICORN_DIRTY_SOCKET`. Raises DirtyConnectionError when neither is set."""
+    return _socket_path(None)
+
+
 def _socket_path(path: str | None) -> str:
     path = path or _default_path or os.environ.get(SOCKET_ENV)
     if not path:
@@ -73,6 +79,7 @@ class DirtyClient:
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._sock_timeout: float | None = None
+        self._async: AsyncDirtyClient | None = None
 
     def connect(self) -> None:
         if self._sock is not None and self._pid == os.getpid():
@@ -84,7 +91,7 @@ class DirtyClient:
         except OSError as exc:
             sock.close()
             raise DirtyConnectionError(
-                f"cannot connect to dirty arbiter at {self.path}: {exc}"
+                f"cannot connect to dirty arbiter at {self.path}: {exc}", self.path
             ) from None
         self._sock = sock
         self._sock_timeout = None
@@ -111,7 +118,9 @@ class DirtyClient:
             self._sock.sendall(data)
         except OSError as exc:
             self.close()
-            raise DirtyConnectionError(f"lost the dirty arbiter at {self.path}: {exc}") from None
+            raise DirtyConnectionError(
+                f"lost the dirty arbiter at {self.path}: {exc}", self.path
+            ) from None
 
     def _next_event(self, rid: int, wait: float | None):
         events = self._events
@@ -130,17 +139,17 @@ class DirtyClient:
             except TimeoutError:
                 self.close()
                 raise DirtyTimeoutError(
-                    f"no answer from the dirty arbiter within {wait:g}s"
+                    f"no answer from the dirty arbiter within {wait:g}s", wait
                 ) from None
             except OSError as exc:
                 self.close()
                 raise DirtyConnectionError(
-                    f"lost the dirty arbiter at {self.path}: {exc}"
+                    f"lost the dirty arbiter at {self.path}: {exc}", self.path
                 ) from None
             if not data:
                 self.close()
                 raise DirtyConnectionError(
-                    f"the dirty arbiter at {self.path} closed the connection"
+                    f"the dirty arbiter at {self.path} closed the connection", self.path
                 )
             try:
                 events.extend(self._conn.receive_data(data))
@@ -239,6 +248,42 @@ class DirtyClient:
             rid, data = self._conn.stash(op, args)
             return self._call(rid, data, 30.0)
 
+    # -- gunicorn's async methods on the same client ---------------------------------
+    # gunicorn's DirtyClient carries both APIs; here the async half is an
+    # AsyncDirtyClient on the same path, made on first use.
+
+    def _async_client(self) -> AsyncDirtyClient:
+        if self._async is None:
+            self._async = AsyncDirtyClient(self.path, self.timeout)
+        return self._async
+
+    async def connect_async(self) -> None:
+        await self._async_client().connect()
+
+    async def close_async(self) -> None:
+        client, self._async = self._async, None
+        if client is not None:
+            await client.close()
+
+    async def execute_async(
+        self, app: str, action: str, *args: object, timeout: float | None = None, **kwargs: object
+    ) -> object:
+        return await self._async_client().execute_async(
+            app, action, *args, timeout=timeout, **kwargs
+        )
+
+    def stream_async(
+        self, app: str, action: str, *args: object, timeout: float | None = None, **kwargs: object
+    ) -> AsyncIterator:
+        return self._async_client().stream_async(app, action, *args, timeout=timeout, **kwargs)
+
+    async def __aenter__(self) -> DirtyClient:
+        await self.connect_async()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close_async()
+
 
 class _Protocol(asyncio.Protocol):
     def __init__(self, client: AsyncDirtyClient) -> None:
@@ -286,7 +331,9 @@ class AsyncDirtyClient:
         try:
             transport, _ = await loop.create_unix_connection(lambda: _Protocol(self), self.path)
         except OSError as exc:
-            err = DirtyConnectionError(f"cannot connect to dirty arbiter at {self.path}: {exc}")
+            err = DirtyConnectionError(
+                f"cannot connect to dirty arbiter at {self.path}: {exc}", self.path
+            )
             self._connecting.set_exception(err)
             self._connecting.exception()  # mark retrieved
             self._connecting = None
@@ -300,6 +347,10 @@ class AsyncDirtyClient:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+    # gunicorn's names for the same two steps
+    connect_async = connect
+    close_async = close
 
     async def __aenter__(self) -> AsyncDirtyClient:
         await self.connect()
@@ -345,7 +396,9 @@ class AsyncDirtyClient:
     def _on_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._fail_all(
-            DirtyConnectionError(f"lost the dirty arbiter at {self.path}: {exc or 'closed'}")
+            DirtyConnectionError(
+                f"lost the dirty arbiter at {self.path}: {exc or 'closed'}", self.path
+            )
         )
 
     def _fail_all(self, exc: DirtyError) -> None:
@@ -385,7 +438,7 @@ class AsyncDirtyClient:
                     return await fut
             except TimeoutError:
                 raise DirtyTimeoutError(
-                    f"no answer from the dirty arbiter within {t + LOCAL_GRACE:g}s"
+                    f"no answer from the dirty arbiter within {t + LOCAL_GRACE:g}s", t
                 ) from None
         finally:
             if not fut.done() or fut.cancelled():
@@ -415,7 +468,7 @@ class AsyncDirtyClient:
                             ev = await queue.get()
                     except TimeoutError:
                         raise DirtyTimeoutError(
-                            f"no chunk from the dirty arbiter within {t + LOCAL_GRACE:g}s"
+                            f"no chunk from the dirty arbiter within {t + LOCAL_GRACE:g}s", t
                         ) from None
                 if type(ev) is Chunk:
                     yield ev.value

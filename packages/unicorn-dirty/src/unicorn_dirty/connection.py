@@ -63,6 +63,11 @@ class ClientConnection:
         self._next = 0
         self._unacked: dict[int, int] = {}
 
+    def _learn_limit(self, limit: object) -> None:
+        """The pool said what its `dirty_max_payload` is: refuse larger calls here from now on."""
+        if type(limit) is int and 0 < limit < self.max_payload:
+            self.max_payload = limit
+
     def _id(self) -> int:
         self._next += 1
         return self._next
@@ -70,7 +75,9 @@ class ClientConnection:
     def _frame(self, kind: int, ident: int, payload: bytes) -> bytes:
         if len(payload) > self.max_payload:
             raise DirtyPayloadTooLargeError(
-                f"request of {len(payload)} bytes exceeds dirty_max_payload ({self.max_payload})"
+                f"request of {len(payload)} bytes exceeds dirty_max_payload ({self.max_payload})",
+                len(payload),
+                self.max_payload,
             )
         return P.frame(kind, ident, payload)
 
@@ -119,15 +126,12 @@ class ClientConnection:
                     events.append(End(rid))
                 elif kind == P.ERROR:
                     self._unacked.pop(rid, None)
-                    events.append(Failure(rid, _error(P.decode(payload))))
+                    error = error_from_wire(P.decode(payload))
+                    if isinstance(error, DirtyPayloadTooLargeError):
+                        self._learn_limit(error.max_payload)
+                    events.append(Failure(rid, error))
                 else:
                     raise DirtyProtocolError(f"unexpected frame kind {kind} from the dirty arbiter")
             except CodecError as exc:
                 raise DirtyProtocolError(f"bad payload from the dirty arbiter: {exc}") from None
         return events
-
-
-def _error(info: object) -> DirtyError:
-    if type(info) is tuple and len(info) == 4 and all(type(x) is str for x in info):
-        return error_from_wire(*info)
-    return DirtyError(f"malformed error from the dirty arbiter: {info!r}")

@@ -79,18 +79,39 @@ class FrameReader:
     Raises `DirtyPayloadTooLargeError` as soon as a header announces a frame
     over the limit (before buffering it) and `DirtyProtocolError` for a frame
     that cannot be valid; after either, the connection must be closed.
+
+    With ``skip_oversized`` a frame over the limit is not an error: it comes
+    out as ``(kind, id, None)`` with its size in `skipped`, and its payload is
+    discarded as it arrives, so the peer can be answered for that frame alone.
+    `push` / `next_frame` take frames one at a time, for a reader that must be
+    able to stop in the middle of a batch (flow control).
     """
 
-    __slots__ = ("_buf", "max_payload")
+    __slots__ = ("_buf", "_pos", "_skip", "max_payload", "skip_oversized", "skipped")
 
-    def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+    def __init__(
+        self, max_payload: int = DEFAULT_MAX_PAYLOAD, skip_oversized: bool = False
+    ) -> None:
         self._buf = bytearray()
+        self._pos = 0
+        self._skip = 0
         self.max_payload = max_payload
+        self.skip_oversized = skip_oversized
+        self.skipped = 0
 
     def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
+        if self.skip_oversized or self._pos:
+            self.push(data)
+            out = []
+            frame = self.next_frame()
+            while frame is not None:
+                out.append(frame)
+                frame = self.next_frame()
+            return out
+        # the hot path of strict readers (clients, workers): one loop, one compaction
         buf = self._buf
         buf += data
-        out: list[tuple[int, int, bytes]] = []
+        out = []
         pos = 0
         end = len(buf)
         while end - pos >= HEADER_SIZE:
@@ -98,12 +119,12 @@ class FrameReader:
             size = length - (HEADER_SIZE - 4)
             if size < 0:
                 raise DirtyProtocolError(f"frame length {length} is shorter than its header")
+            if kind not in KINDS:
+                raise DirtyProtocolError(f"unknown frame kind {kind}")
             if size > self.max_payload:
                 raise DirtyPayloadTooLargeError(
                     f"frame of {size} bytes exceeds dirty_max_payload ({self.max_payload})"
                 )
-            if kind not in KINDS:
-                raise DirtyProtocolError(f"unknown frame kind {kind}")
             stop = pos + HEADER_SIZE + size
             if stop > end:
                 break
@@ -113,9 +134,58 @@ class FrameReader:
             del buf[:pos]
         return out
 
+    def push(self, data: bytes) -> None:
+        if self._skip:
+            n = min(self._skip, len(data))
+            self._skip -= n
+            if n == len(data):
+                return
+            data = memoryview(data)[n:]
+        self._buf += data
+
+    def next_frame(self) -> tuple[int, int, bytes | None] | None:
+        """The next complete frame, or None until more bytes are pushed."""
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        if end - pos < HEADER_SIZE:
+            if pos:
+                del buf[:pos]
+                self._pos = 0
+            return None
+        length, kind, ident = HEADER.unpack_from(buf, pos)
+        size = length - (HEADER_SIZE - 4)
+        if size < 0:
+            raise DirtyProtocolError(f"frame length {length} is shorter than its header")
+        if kind not in KINDS:
+            raise DirtyProtocolError(f"unknown frame kind {kind}")
+        if size > self.max_payload:
+            if not self.skip_oversized:
+                raise DirtyPayloadTooLargeError(
+                    f"frame of {size} bytes exceeds dirty_max_payload ({self.max_payload})"
+                )
+            have = min(end - pos - HEADER_SIZE, size)
+            self._pos = pos + HEADER_SIZE + have
+            self._skip = size - have
+            self.skipped = size
+            return (kind, ident, None)
+        stop = pos + HEADER_SIZE + size
+        if stop > end:
+            if pos:
+                del buf[:pos]
+                self._pos = 0
+            return None
+        self._pos = stop
+        return (kind, ident, bytes(buf[pos + HEADER_SIZE : stop]))
+
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return len(self._buf) - self._pos
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether part of a frame has arrived and the rest has not."""
+        return self._skip > 0 or len(self._buf) > self._pos
 
 
 # -- REQUEST payloads ---------------------------------------------------------

@@ -767,7 +767,11 @@ class RayArbiter:
         from .arbiter import DirtyArbiter  # the same socket rules as the local backend
 
         binder = DirtyArbiter.__new__(DirtyArbiter)
-        binder.socket_path, binder.remove_dir = self.socket_path, self.remove_dir
+        binder.socket_path, binder.remove_dir, binder.log = (
+            self.socket_path,
+            self.remove_dir,
+            self.log,
+        )
         try:
             sock = DirtyArbiter._bind(binder)
             self._server = await asyncio.start_unix_server(self._on_client, sock=sock, limit=_RECV)

@@ -59,7 +59,9 @@ SETTINGS: list[dict] = [
         "positive_int",
         1,
         "Number of dirty worker processes. `TTIN`/`TTOU` sent to the dirty "
-        "arbiter change it at run time (never below what per-app limits need).",
+        "arbiter change it at run time (never below what per-app limits need). "
+        "0 disables the pool: no app is imported and no worker runs, and every "
+        "call fails at once with `DirtyNoWorkersAvailableError`.",
         ["--dirty-workers"],
         meta="INT",
     ),
@@ -76,9 +78,11 @@ SETTINGS: list[dict] = [
         "positive_int",
         300,
         "Seconds a call may run (for a stream: between two chunks), and seconds "
-        "a worker may go without a heartbeat. Past it the worker is killed and "
-        "replaced and the caller gets `DirtyTimeoutError`. A client's per-call "
-        "timeout overrides it for that call.",
+        "a worker may go without a heartbeat. Past it the caller gets "
+        "`DirtyTimeoutError` and the call is cancelled (see "
+        "`dirty_cancel_timeout`); a silent worker is killed and replaced. A "
+        "client's per-call timeout overrides it for that call (never below "
+        "0.1 s).",
         ["--dirty-timeout"],
         meta="INT",
     ),
@@ -95,8 +99,10 @@ SETTINGS: list[dict] = [
         "dirty_max_payload",
         "positive_int",
         DEFAULT_MAX_PAYLOAD,
-        "Largest frame, in bytes, a dirty socket accepts. A peer that sends a "
-        "larger one is disconnected; a client refuses to send one.",
+        "Largest frame, in bytes, a dirty socket accepts. A larger request fails "
+        "alone with `DirtyPayloadTooLargeError` (the arbiter discards its bytes "
+        "and the connection's other calls go on); a client that knows the limit "
+        "refuses to send one, and a larger result fails its call.",
         ["--dirty-max-payload"],
         meta="BYTES",
     ),
@@ -110,12 +116,57 @@ SETTINGS: list[dict] = [
         meta="INT",
     ),
     _spec(
+        "dirty_max_clients",
+        "positive_int",
+        1024,
+        "Client connections the dirty arbiter keeps open at once. Past it the "
+        "oldest connection that has sent nothing for `dirty_client_timeout` is "
+        "closed to make room; if there is none, the new connection is closed as "
+        "soon as it is accepted (its client gets `DirtyConnectionError`). Both "
+        "are logged.",
+        ["--dirty-max-clients"],
+        meta="INT",
+    ),
+    _spec(
+        "dirty_max_client_buffer",
+        "positive_int",
+        8 * 1024 * 1024,
+        "Bytes of replies the dirty arbiter holds for one client that does not "
+        "read them. Above it the arbiter stops reading that client's requests "
+        "(and starts none of its queued calls) until it has read half of them; "
+        "a client that stays above it for `dirty_client_timeout` is disconnected.",
+        ["--dirty-max-client-buffer"],
+        meta="BYTES",
+    ),
+    _spec(
+        "dirty_client_timeout",
+        "float",
+        30.0,
+        "Seconds a dirty client may take to send one whole frame, and may leave "
+        "its replies unread above `dirty_max_client_buffer`, before the arbiter "
+        "disconnects it and logs why.",
+        ["--dirty-client-timeout"],
+        meta="SECONDS",
+    ),
+    _spec(
+        "dirty_cancel_timeout",
+        "float",
+        5.0,
+        "Seconds a call that timed out (or whose caller went away) gets to stop "
+        "after it is cancelled. A worker still running it then takes no new "
+        "calls, finishes its other calls and is replaced; its calls not yet "
+        "started go back to the queue.",
+        ["--dirty-cancel-timeout"],
+        meta="SECONDS",
+    ),
+    _spec(
         "dirty_socket",
         "string",
         None,
         "Path of the dirty arbiter's Unix socket. Default: a fresh private "
-        "directory (mode 0700) under the temporary directory. HTTP workers find "
-        f"it in the `{SOCKET_ENV}` environment variable.",
+        "directory (mode 0700) under the temporary directory (the standalone "
+        "command first tries `$XDG_RUNTIME_DIR` when it is private to the user). "
+        f"HTTP workers find it in the `{SOCKET_ENV}` environment variable.",
         ["--dirty-socket"],
         meta="PATH",
     ),
@@ -209,6 +260,10 @@ class DirtyConfig:
     dirty_graceful_timeout: float = 30
     dirty_max_payload: int = DEFAULT_MAX_PAYLOAD
     dirty_max_queue: int = 10000
+    dirty_max_clients: int = 1024
+    dirty_max_client_buffer: int = 8 * 1024 * 1024
+    dirty_client_timeout: float = 30.0
+    dirty_cancel_timeout: float = 5.0
     dirty_socket: str | None = None
     dirty_backend: str = "local"
     dirty_ray_address: str | None = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import heapq
+import sys
 import time
 from collections.abc import Iterator
 
@@ -202,13 +203,108 @@ class StashStore:
 _OPS = {name[3:]: fn for name, fn in vars(StashStore).items() if name.startswith("op_")}
 
 
-# -- the client side: module-level API over this thread's dirty client --------------------
+# -- the client side ----------------------------------------------------------------
+
+_stash_path: str | None = None
+
+
+def set_stash_socket_path(path: str | None) -> None:
+    """Use `path` for the module-level stash functions (before the dirty socket)."""
+    global _stash_path
+    _stash_path = path
+
+
+def get_stash_socket_path() -> str:
+    """The socket the module-level functions use: `set_stash_socket_path()`, else
+    the dirty socket (`set_dirty_socket_path()`, `UNICORN_DIRTY_SOCKET`)."""
+    if _stash_path:
+        return _stash_path
+    from .client import DirtyConnectionError, get_dirty_socket_path
+
+    try:
+        return get_dirty_socket_path()
+    except DirtyConnectionError as exc:
+        raise StashError(f"no stash socket: {exc}") from None
 
 
 def _call(op: str, *args: object) -> object:
     from .client import get_dirty_client
 
-    return get_dirty_client().stash_call(op, *args)
+    return get_dirty_client(path=get_stash_socket_path()).stash_call(op, *args)
+
+
+class StashClient:
+    """The stash over one connection of its own, to the pool at `socket_path`
+    (gunicorn's `StashClient`). The module-level functions do the same over
+    this thread's dirty client."""
+
+    def __init__(self, socket_path: str | None = None, timeout: float = 30.0) -> None:
+        from .client import DirtyClient
+
+        self._client = DirtyClient(socket_path or get_stash_socket_path(), timeout)
+        self.socket_path = self._client.path
+        self.timeout = timeout
+
+    def _call(self, op: str, *args: object) -> object:
+        return self._client.stash_call(op, *args)
+
+    def put(self, table: str, key: object, value: object, ttl: float | None = None) -> None:
+        self._call("put", table, key, value, ttl)
+
+    def get(self, table: str, key: object, default: object = None) -> object:
+        found, value = self._call("get", table, key)
+        return value if found else default
+
+    def delete(self, table: str, key: object) -> bool:
+        return self._call("delete", table, key)
+
+    def exists(self, table: str, key: object = _MISSING) -> bool:
+        if key is _MISSING:
+            return self._call("exists", table)
+        return self._call("exists", table, key, True)
+
+    def keys(self, table: str, pattern: str | None = None) -> list:
+        return self._call("keys", table, pattern)
+
+    def clear(self, table: str) -> None:
+        self._call("clear", table)
+
+    def info(self, table: str) -> dict:
+        return self._call("info", table)
+
+    def ensure(self, table: str) -> None:
+        self._call("ensure", table)
+
+    def delete_table(self, table: str) -> bool:
+        return self._call("delete_table", table)
+
+    def tables(self) -> list:
+        return self._call("tables")
+
+    def incr(
+        self, table: str, key: object, amount: int | float = 1, ttl: float | None = None
+    ) -> int | float:
+        return self._call("incr", table, key, amount, ttl)
+
+    def compare_and_set(
+        self, table: str, key: object, expected: object, value: object, ttl: float | None = None
+    ) -> bool:
+        return self._call("cas", table, key, expected, value, ttl)
+
+    def ttl(self, table: str, key: object) -> float | None:
+        return self._call("ttl", table, key)
+
+    def table(self, name: str) -> StashTable:
+        return StashTable(self, name)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> StashClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def put(table: str, key: object, value: object, ttl: float | None = None) -> None:
@@ -285,48 +381,54 @@ def table(name: str) -> StashTable:
 
 
 class StashTable:
-    """Dict-like access to one stash table."""
+    """Dict-like access to one stash table: ``StashTable(name)`` over this
+    thread's dirty client, or gunicorn's ``StashTable(client, name)``."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, client_or_name: StashClient | str, name: str | None = None) -> None:
+        if name is None:
+            self.name = client_or_name
+            self._via = sys.modules[__name__]
+        else:
+            self.name = name
+            self._via = client_or_name
 
     def __getitem__(self, key: object) -> object:
-        found, value = _call("get", self.name, key)
+        found, value = self._via._call("get", self.name, key)
         if not found:
             raise KeyError(key)
         return value
 
     def __setitem__(self, key: object, value: object) -> None:
-        put(self.name, key, value)
+        self._via.put(self.name, key, value)
 
     def __delitem__(self, key: object) -> None:
-        if not delete(self.name, key):
+        if not self._via.delete(self.name, key):
             raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
-        return exists(self.name, key)
+        return self._via.exists(self.name, key)
 
     def __iter__(self) -> Iterator:
         try:
-            return iter(keys(self.name))
+            return iter(self._via.keys(self.name))
         except StashTableNotFoundError:
             return iter(())
 
     def __len__(self) -> int:
         try:
-            return info(self.name)["size"]
+            return self._via.info(self.name)["size"]
         except StashTableNotFoundError:
             return 0
 
     def get(self, key: object, default: object = None) -> object:
-        return get(self.name, key, default)
+        return self._via.get(self.name, key, default)
 
     def keys(self, pattern: str | None = None) -> list:
-        return keys(self.name, pattern)
+        return self._via.keys(self.name, pattern)
 
     def items(self) -> Iterator[tuple]:
         for k in self:
-            found, value = _call("get", self.name, k)
+            found, value = self._via._call("get", self.name, k)
             if found:
                 yield k, value
 
@@ -335,13 +437,14 @@ class StashTable:
             yield v
 
     def clear(self) -> None:
-        clear(self.name)
+        self._via.clear(self.name)
 
     def incr(self, key: object, amount: int | float = 1, ttl: float | None = None) -> int | float:
-        return incr(self.name, key, amount, ttl)
+        return self._via.incr(self.name, key, amount, ttl)
 
 
 __all__ = [
+    "StashClient",
     "StashError",
     "StashKeyNotFoundError",
     "StashTable",
@@ -353,10 +456,12 @@ __all__ = [
     "ensure",
     "exists",
     "get",
+    "get_stash_socket_path",
     "incr",
     "info",
     "keys",
     "put",
+    "set_stash_socket_path",
     "table",
     "tables",
     "ttl",

@@ -203,7 +203,9 @@ class DirtyWorker:
             if app not in self.apps:
                 self._send_error(
                     ident,
-                    DirtyAppNotFoundError(f"dirty app {app!r} is not loaded in worker {self.pid}"),
+                    DirtyAppNotFoundError(
+                        app, f"dirty app {app!r} is not loaded in worker {self.pid}"
+                    ),
                 )
                 return
             call = _Call(ident, app, action, args, kwargs)
@@ -256,7 +258,7 @@ class DirtyWorker:
                 self._send(P.END, call.id)
                 return
             except BaseException as exc:
-                self._send_error(call.id, exc, traceback.format_exc())
+                self._send_error(call.id, exc, traceback.format_exc(), call)
                 return
             self._send_value(P.RESULT, call.id, result)
         finally:
@@ -274,7 +276,9 @@ class DirtyWorker:
             self._send_error(
                 ident,
                 P.DirtyPayloadTooLargeError(
-                    f"result of {len(payload)} bytes exceeds dirty_max_payload ({self._max_payload})"
+                    f"result of {len(payload)} bytes exceeds dirty_max_payload ({self._max_payload})",
+                    len(payload),
+                    self._max_payload,
                 ),
             )
             return False
@@ -291,7 +295,7 @@ class DirtyWorker:
                         self._send(P.END, call.id)
                     return
         except BaseException as exc:
-            self._send_error(call.id, exc, traceback.format_exc())
+            self._send_error(call.id, exc, traceback.format_exc(), call)
             return
         self._send(P.END, call.id)
 
@@ -322,7 +326,7 @@ class DirtyWorker:
             self._send(P.END, call.id)
             return
         except BaseException as exc:
-            self._send_error(call.id, exc, traceback.format_exc())
+            self._send_error(call.id, exc, traceback.format_exc(), call)
             return
         self._send(P.END, call.id)
 
@@ -354,8 +358,17 @@ class DirtyWorker:
         except OSError:
             pass  # the main loop sees the arbiter go and exits
 
-    def _send_error(self, ident: int, exc: BaseException, tb: str = "") -> None:
-        self._send(P.ERROR, ident, P.encode(error_to_wire(exc, tb)))
+    def _send_error(
+        self, ident: int, exc: BaseException, tb: str = "", call: _Call | None = None
+    ) -> None:
+        app, action = (call.app, call.action) if call is not None else (None, None)
+        info = error_to_wire(exc, tb, app, action)
+        try:
+            payload = P.encode(info)
+        except CodecError:  # details the codec cannot carry: keep the rest
+            info["details"] = {k: str(v) for k, v in info["details"].items()}
+            payload = P.encode(info)
+        self._send(P.ERROR, ident, payload)
 
 
 async def _anext(agen):

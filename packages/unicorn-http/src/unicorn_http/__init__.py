@@ -12,6 +12,17 @@ drives the same parser and every defence is written once::
 
 from __future__ import annotations
 
+from .connection import Origin, ProtocolFactory, ServerConnection
+from .edge import (
+    CONNECT_REFUSED,
+    METHOD_NAMES,
+    PROTOCOL_NAMES,
+    ConnectionEdge,
+    EdgeRules,
+    Forwarded,
+    RequestInfo,
+    log_access,
+)
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
     NEED_DATA,
@@ -58,33 +69,43 @@ __version__ = "0.1.0"
 __all__ = [
     "CLOSED",
     "CLOSING",
+    "CONNECT_REFUSED",
     "DONE",
     "ERROR",
     "IDLE",
+    "METHOD_NAMES",
     "MUST_CLOSE",
     "NEED_DATA",
     "OPEN",
     "PAUSED",
+    "PROTOCOL_NAMES",
     "SEND_BODY",
     "SWITCHED",
     "BytesMessage",
     "CloseReceived",
     "ConnectionClosed",
+    "ConnectionEdge",
     "Data",
+    "EdgeRules",
     "EndOfMessage",
     "Event",
+    "Forwarded",
     "H1Connection",
     "Headers",
     "InformationalResponse",
     "LocalProtocolError",
+    "Origin",
     "PerMessageDeflate",
     "Ping",
     "Pong",
     "ProtocolError",
+    "ProtocolFactory",
     "ProxyInfo",
     "RemoteProtocolError",
     "Request",
+    "RequestInfo",
     "Response",
+    "ServerConnection",
     "TextMessage",
     "WSConnection",
     "WebSocketHandshake",
@@ -93,5 +114,6 @@ __all__ = [
     "__version__",
     "accept_key",
     "date_header",
+    "log_access",
     "parse_proxy_header",
 ]

@@ -9,7 +9,7 @@ a request). Both are ``ProtocolError`` so a worker can catch one type.
 
 from __future__ import annotations
 
-__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+__all__ = ["H2ProtocolError", "LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
 
 
 class ProtocolError(Exception):
@@ -38,3 +38,20 @@ class LocalProtocolError(ProtocolError):
     """We were asked to send something HTTP/1.1 does not allow."""
 
     status = 500
+
+
+class H2ProtocolError(RemoteProtocolError):
+    """The HTTP/2 peer broke the protocol in a way that ends the connection.
+
+    ``error_code`` is the RFC 9113 section 7 code the GOAWAY carried
+    (1 PROTOCOL_ERROR, 3 FLOW_CONTROL_ERROR, 6 FRAME_SIZE_ERROR,
+    9 COMPRESSION_ERROR, 11 ENHANCE_YOUR_CALM ...). The GOAWAY is already
+    queued: write what ``data_to_send()`` returns, then close.
+    """
+
+    def __init__(self, reason: str, error_code: int, status: int | None = None) -> None:
+        super().__init__(reason, status)
+        self.error_code = error_code
+
+    def __repr__(self) -> str:
+        return f"H2ProtocolError({self.reason!r}, error_code={self.error_code})"

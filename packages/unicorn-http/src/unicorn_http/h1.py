@@ -111,7 +111,15 @@ _KNOWN_METHODS = frozenset(
 )
 # Request headers the parser acts on; every other header is passed through untouched.
 _FRAMING = frozenset(
-    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
+    (
+        b"host",
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"expect",
+        b"upgrade",
+        b"content-type",
+    )
 )
 # Response headers the serializer acts on.
 _RESPONSE_SPECIAL = frozenset(
@@ -360,6 +368,9 @@ class H1Connection:
         else:
             self._eof = True
 
+    #: HTTP/1.1 names no client of its own: the socket (or a PROXY header) does
+    origin = None
+
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """Bytes received past the end of what was parsed (after a protocol switch), and EOF."""
@@ -433,7 +444,16 @@ class H1Connection:
             self._buf = b""
             self._pos = 0
         self._scan = 0
-        req = self._parse_head(head)
+        return self.start_request(self._parse_head(head))
+
+    def start_request(self, req: Request) -> Request:
+        """Take ``req`` as the request being read; its body follows in this
+        connection's input, framed as ``req`` says (chunked, Content-Length, none).
+
+        ``next_event`` calls it for each head it parses. A protocol that reads
+        heads of its own (uwsgi's variables block) calls it to reuse this
+        connection's body readers and response serializer for the rest.
+        """
         self.request = req
         self.their_state = SEND_BODY
         self._sent_continue = False
@@ -460,9 +480,16 @@ class H1Connection:
         # Bytes before self._scan were checked by the previous call: counting the
         # whole head again at every read would make a trickled head cost O(n^2).
         s = self._scan
+        if not s and buf[:1] == b"\x16":
+            # A TLS record (ClientHello) on a plain-HTTP listener: say so at once
+            # instead of waiting for an end of line that never comes.
+            raise self._fail("TLS handshake on a plain HTTP port (is the client using https://?)")
         if buf.count(b"\n", s) != buf.count(b"\r\n", s - 1 if s else 0):
             # RFC 9112 section 2.2: bare LF is not a line terminator we accept.
             raise self._fail("bare LF in request head (lines must end with CRLF)")
+        if buf.count(b"\r", s) - buf.endswith(b"\r") != buf.count(b"\r\n", s):
+            # RFC 9112 section 2.2: nor is a bare CR; a CR at the very end may await its LF.
+            raise self._fail("bare CR in request head (lines must end with CRLF)")
         if self._eof:
             if not buf.strip(b"\r\n"):
                 self.their_state = CLOSED
@@ -534,6 +561,7 @@ class H1Connection:
         expect_continue = False
         upgrade = None
         hosts = 0
+        content_types = 0
         connection = b""
         te = None
         for name, value in headers:
@@ -567,6 +595,12 @@ class H1Connection:
                 if value.lower() != b"100-continue":
                     raise self._fail("unsupported expectation (RFC 9110 section 10.1.1)", 417)
                 expect_continue = http_version == b"1.1"
+            elif name == b"content-type":
+                # RFC 9110 section 5.3: a singleton field cannot be combined into a
+                # list; a repeat is read differently by different parsers.
+                content_types += 1
+                if content_types > 1:
+                    raise self._fail("more than one Content-Type (RFC 9110 section 5.3)")
             else:
                 upgrade = value.lower()
 
@@ -727,8 +761,9 @@ class H1Connection:
             raise self._fail(
                 f"more than limit_request_fields ({self.limit_request_fields}) header fields", 431
             )
+        # A field line counts with its CRLF, as gunicorn counts it.
         limit = self.limit_request_field_size
-        if len(text) > limit and max(map(len, lines)) > limit:
+        if len(text) + 2 > limit and max(map(len, lines)) + 2 > limit:
             raise self._fail(
                 f"a header field is longer than limit_request_field_size ({limit} bytes)", 431
             )

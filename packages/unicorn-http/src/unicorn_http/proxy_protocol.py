@@ -60,11 +60,20 @@ def _refuse(reason: str) -> RemoteProtocolError:
     return RemoteProtocolError(f"invalid PROXY protocol header: {reason}", 400)
 
 
-def parse_proxy_header(data: bytes) -> tuple[ProxyInfo, int] | None:
-    """Parse the PROXY header at the start of ``data``: None when more bytes are needed."""
+def parse_proxy_header(
+    data: bytes, versions: tuple[int, ...] = (1, 2)
+) -> tuple[ProxyInfo, int] | None:
+    """Parse the PROXY header at the start of ``data``: None when more bytes are needed.
+
+    ``versions`` are the ones accepted (``proxy_protocol`` ``v1``, ``v2`` or ``auto``);
+    a header of another version is refused."""
     if data[:1] == b"P":
+        if 1 not in versions:
+            raise _refuse("version 1 (text) where proxy_protocol is v2")
         return _parse_v1(data)
     if data[:1] == b"\r":
+        if 2 not in versions:
+            raise _refuse("version 2 (binary) where proxy_protocol is v1")
         return _parse_v2(data)
     if not data:
         return None

@@ -131,6 +131,19 @@ class SelectorSet:
             self._leader.release()
 
 
+def _readable(conn: ClientConnection) -> bool:
+    """Bytes (or the peer's EOF) wait on ``conn``'s socket: it is not idle."""
+    sock = conn.sock
+    if conn.is_ssl and sock.pending():
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    try:
+        return bool(poller.poll(0))
+    except OSError:
+        return False
+
+
 def make_poller() -> EpollSet | SelectorSet:
     return EpollSet() if hasattr(select, "epoll") else SelectorSet()
 
@@ -193,13 +206,18 @@ class ThreadedServer:
                     control.drain_wakeup()
                 if not control.is_parent_alive():
                     control.alive = False
-                self._close_idle(time.monotonic() - self.keepalive)
+                self._sweep(time.monotonic())
             self._drain()
         finally:
             self.running = False
 
     def _drain(self) -> None:
-        """Stop accepting, close idle connections, wait for in-flight requests."""
+        """Stop accepting, serve what is on the wire, wait for in-flight requests.
+
+        Idle keep-alive connections are not closed at once: a request already
+        on its way would be lost. Until its keep-alive time is up, a request
+        arriving on one is served with ``Connection: close``; one that nothing
+        reaches is then closed by the sweep, as it would have been anyway."""
         control = self.control
         self.config.close_after_response = True
         with self.lock:
@@ -211,7 +229,7 @@ class ThreadedServer:
                     pass
         deadline = time.monotonic() + self.graceful_timeout
         while True:
-            self._close_idle(float("inf"))
+            self._sweep(time.monotonic(), draining=True)
             if not self.conns or time.monotonic() >= deadline:
                 break
             control.notify()
@@ -226,23 +244,49 @@ class ThreadedServer:
                 len(self.conns),
             )
 
-    def _close_idle(self, before: float) -> None:
-        """Close idle connections last active before ``before`` (monotonic seconds)."""
+    def _sweep(self, now: float, draining: bool = False) -> None:
+        """Close idle connections whose wait is over.
+
+        A connection with bytes waiting in the kernel is never idle, however
+        long every thread stays busy: a thread serves it when one frees. A head
+        still incomplete ``client_header_timeout`` after the connection became
+        idle gets 408 (trickling bytes do not move that clock), and a new
+        connection waits as long for its first request (``keepalive``, even 0,
+        only bounds the wait between requests). Otherwise an idle connection is
+        closed after ``keepalive``.
+        """
+        header_timeout = self.config.header_timeout
+        keepalive = self.keepalive
+        timed_out = []
         expired = []
         with self.lock:
             for fd, conn in self.conns.items():
-                if conn.idle and conn.last_active < before:
+                if not conn.idle:
+                    continue
+                waited = now - conn.last_active
+                if conn.partial_head:
+                    if header_timeout and waited > header_timeout:
+                        timed_out.append(fd)
+                elif conn.requests == 0 and not draining:
+                    if header_timeout and waited > header_timeout:
+                        expired.append(fd)
+                elif waited > keepalive:
                     expired.append(fd)
-            for fd in expired:
-                conn = self.conns.pop(fd)
+            if expired:
+                expired = [fd for fd in expired if not _readable(self.conns[fd])]
+            closing = [(fd, self.conns.pop(fd)) for fd in timed_out + expired]
+            for fd, conn in closing:
                 conn.idle = False
                 try:
                     self.poller.remove(fd)
                 except OSError:
                     pass
-                conn.close()
-            if expired:
+            if closing:
                 self._resume_accepting()
+        for fd, conn in closing:
+            if fd in timed_out:
+                conn.time_out_head(header_timeout)
+            conn.close()
 
     def _crowded(self) -> None:
         """At the bound (lock held), responses end their connections so the
@@ -333,6 +377,10 @@ class ThreadedServer:
                     self._resume_after_close()
                     continue
             conn = ClientConnection(client, peer, config, is_ssl=is_ssl, server=server)
+            if not conn.admitted:
+                conn.close()
+                self._resume_after_close()
+                continue
             fd = client.fileno()
             with self.lock:
                 self.conns[fd] = conn
@@ -387,8 +435,6 @@ class ThreadedServer:
                 if conn.is_ssl and conn.sock.pending():
                     conn.fill()  # TLS: bytes already decrypted never wake the poller
                     continue
-                if not control.alive:
-                    break  # draining: a connection between requests is done
                 with self.lock:
                     conn.idle = True
                     try:
@@ -404,7 +450,7 @@ class ThreadedServer:
             if req is None:
                 break
             if not control.alive:
-                conn.h1.keep_alive = False
+                conn.wire.keep_alive = False
             conn.handle(req)  # type: ignore[arg-type]
             control.handled_request()
             if conn.must_close:

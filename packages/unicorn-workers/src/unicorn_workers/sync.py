@@ -13,6 +13,7 @@ import errno
 import select
 import socket
 import struct
+import time
 from typing import Any
 
 from unicorn_core.workers import Worker
@@ -116,12 +117,24 @@ class SyncServer:
                 client.close()
                 return
         conn = ClientConnection(client, peer, config, is_ssl=is_ssl, server=server)
+        if not conn.admitted:
+            conn.close()
+            return
+        limit = config.header_timeout
+        deadline = time.monotonic() + limit if limit else None
         try:
             while True:
                 req = conn.next_request()
                 if req is not NEED_DATA:
                     break
-                conn.fill()
+                if deadline is None:
+                    conn.fill()
+                elif conn.fill_by(deadline) is None:
+                    # Nothing or a trickle: a slowloris must not hold the worker.
+                    if conn.partial_head:
+                        conn.time_out_head(limit)
+                    req = None
+                    break
             if req is not None:
                 conn.handle(req)  # type: ignore[arg-type]
                 self.control.handled_request()

@@ -4,20 +4,22 @@ Theory of operation
 -------------------
 A worker builds one :class:`WSGIConfig` when it starts: everything read from
 the settings, the caches and the constant part of every environ. Each accepted
-socket gets a :class:`ClientConnection`, which owns an ``H1Connection`` (the
-sans-IO parser and serializer) and a *base environ*: the keys that do not
-change between the requests of one connection (client and server address,
-``wsgi.*`` values, scheme). A request's environ is a copy of that dict plus the
+socket gets a :class:`ClientConnection`, which owns a ``ConnectionEdge``
+(``unicorn_http.edge``: trust, PROXY header, refusals), the protocol
+connection it made (``wire``: the sans-IO parser and serializer of the
+protocol the ``protocol`` setting chose, HTTP/1.1 or uwsgi) and a *base
+environ*: the keys that do not change between the requests of one connection
+(client and server address, ``wsgi.*`` values, scheme). A request's environ is a copy of that dict plus the
 request line and headers, so the per-request work is one dict copy and one
 pass over the headers.
 
 The worker drives the connection: it feeds bytes with :meth:`fill` (or
-``h1.receive_data``) and asks :meth:`next_request` for the next request head;
+``wire.receive_data``) and asks :meth:`next_request` for the next request head;
 :meth:`handle` then runs the application on it and writes the response. The
 body is read lazily through ``wsgi.input`` (:class:`Input`), which pulls
-events from the same ``H1Connection`` and blocks on the socket only when the
+events from the same protocol connection and blocks on the socket only when the
 application asks for bytes that have not arrived. Whatever body the
-application leaves unread is drained by ``H1Connection`` before the next
+application leaves unread is drained by the protocol connection before the next
 pipelined request is parsed, or the connection is closed when draining would
 cost too much.
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import io
 import os
+import select
 import socket
 import stat
 import sys
@@ -43,17 +46,26 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from unicorn_core.http_settings import AddressMatcher, parser_options
+from unicorn_core.http_settings import edge_options
 from unicorn_core.settings import Setting
 from unicorn_http import (
+    CLOSED,
+    CONNECT_REFUSED,
+    ERROR,
+    IDLE,
+    METHOD_NAMES,
+    MUST_CLOSE,
     NEED_DATA,
+    PROTOCOL_NAMES,
+    ConnectionEdge,
     Data,
+    EdgeRules,
     EndOfMessage,
-    H1Connection,
     LocalProtocolError,
     RemoteProtocolError,
     Request,
-    parse_proxy_header,
+    RequestInfo,
+    log_access,
 )
 from unicorn_workers import __version__
 
@@ -117,11 +129,6 @@ _HOP_BY_HOP = frozenset(
     )
 )
 _NO_BODY_STATUS = frozenset((204, 304))
-_PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
-_METHODS = {
-    m.encode(): m
-    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
-}
 _CACHE_LIMIT = 512
 
 _500_BODY = b"Internal Server Error\n"
@@ -193,15 +200,15 @@ class WSGIConfig:
         #: set while the worker drains or is full: responses say Connection: close
         self.close_after_response = False
         self.timeout = float(get("timeout", 30)) or None
-        self.h1_options = parser_options(cfg)
+        #: client_header_timeout and client_body_timeout, in seconds (0: none)
+        self.header_timeout = float(get("client_header_timeout", 20.0))
+        self.body_timeout = float(get("client_body_timeout", 30.0))
+        #: the protocol and the trust rules every connection shares (unicorn_http.edge)
+        self.edge = EdgeRules(**edge_options(cfg), log=log)
         self.sendfile = bool(get("sendfile", True))
         self.header_map = get("header_map", "drop")
         root = get("root_path", "") or os.environ.get("SCRIPT_NAME", "")
         self.root_path = root.rstrip("/")
-        self.peers = AddressMatcher(get("forwarded_allow_ips", ["127.0.0.1", "::1"]))
-        secure = get("secure_scheme_headers", {}) or {}
-        # lower-cased header name (bytes, as the parser gives it) -> value meaning https
-        self.secure_headers = {k.lower().encode("latin-1"): v for k, v in dict(secure).items()}
         if multiprocess is None:
             multiprocess = int(get("workers", 1)) > 1
         self.errors = ErrorStream(log)
@@ -231,12 +238,6 @@ class WSGIConfig:
             b"content-length": "CONTENT_LENGTH",
         }
         self.status_cache: dict[str, tuple[int, bytes]] = {}
-        #: peers whose connections start with a PROXY protocol header, or None
-        self.proxy_peers = (
-            AddressMatcher(get("proxy_allow_ips", ["127.0.0.1", "::1"]))
-            if get("proxy_protocol", False)
-            else None
-        )
 
     def environ_key(self, name: bytes) -> str:
         key = self.keys.get(name)
@@ -320,36 +321,63 @@ class _EmptyInput:
 EMPTY_INPUT = _EmptyInput()
 
 
-class Input:
-    """``wsgi.input``: the request body, read from the socket as the application asks."""
+#: client_body_timeout's allowance: one more second for every this many bytes received
+BODY_MIN_RATE = 1024
 
-    __slots__ = ("_buf", "_conn", "_done")
+
+class Input:
+    """``wsgi.input``: the request body, read from the socket as the application asks.
+
+    With ``client_body_timeout`` the body must arrive within that many seconds
+    plus one for each KiB received; a slower body raises ``RequestBodyError``
+    carrying a 408, so a trickling upload holds its thread for a bounded time.
+    """
+
+    __slots__ = ("_buf", "_conn", "_done", "_received", "_started")
 
     def __init__(self, conn: ClientConnection) -> None:
         self._conn = conn
         self._buf = bytearray()
         self._done = False
+        self._started = 0.0
+        self._received = 0
 
     def _chunk(self) -> bytes:
         """The next piece of body, or b"" at its end."""
         if self._done:
             return b""
         conn = self._conn
-        h1 = conn.h1
+        wire = conn.wire
         while True:
             try:
-                event = h1.next_event()
+                event = wire.next_event()
             except RemoteProtocolError as exc:
                 self._done = True
                 conn.body_error = exc
                 raise RequestBodyError(f"bad request body: {exc.reason}", exc) from None
             kind = type(event)
             if kind is Data:
+                self._received += len(event.data)
                 return event.data
             if event is NEED_DATA:
                 if not conn.continue_sent:
                     conn.send_continue()
-                if not conn.fill():
+                limit = conn.config.body_timeout
+                if limit:
+                    if not self._started:
+                        self._started = time.monotonic()
+                    deadline = self._started + limit + self._received / BODY_MIN_RATE
+                    if conn.fill_by(deadline) is None:
+                        self._done = True
+                        exc = RemoteProtocolError(
+                            f"request body not received within client_body_timeout "
+                            f"({limit:g} s, then 1 s per KiB)",
+                            408,
+                        )
+                        conn.body_error = exc
+                        conn.wire.keep_alive = False
+                        raise RequestBodyError(exc.reason, exc)
+                elif not conn.fill():
                     continue  # EOF fed: the parser now raises or ends
             else:
                 self._done = True
@@ -420,7 +448,8 @@ class Input:
 
 
 class ClientConnection:
-    """One client socket: an ``H1Connection``, the base environ, and the response state."""
+    """One client socket: its edge and protocol connection, the base environ, and the
+    response state."""
 
     def __init__(
         self,
@@ -434,9 +463,17 @@ class ClientConnection:
         self.sock = sock
         self.config = config
         self.is_ssl = is_ssl
-        self.h1 = H1Connection(**config.h1_options)
+        if server is None:
+            try:
+                server = sock.getsockname()
+            except OSError:
+                server = ""
+        edge = ConnectionEdge(config.edge, peer, server, is_ssl)
+        self.edge = edge
+        #: the wire protocol's connection (a ``unicorn_http.ServerConnection``)
+        self.wire = edge.conn
         if not config.keepalive:
-            self.h1.keep_alive = False
+            self.wire.keep_alive = False
         #: set when a socket call failed: the client is gone, end quietly
         self.broken = False
         self.body_error: RemoteProtocolError | None = None
@@ -449,42 +486,30 @@ class ClientConnection:
         self.registered = False
         self.last_active = time.monotonic()
 
-        is_unix = not isinstance(peer, tuple)
-        if is_unix:
-            remote_addr, remote_port = "", ""
-        else:
-            remote_addr, remote_port = peer[0], str(peer[1])
-        self.remote_addr = remote_addr
-        self.trusted = config.peers(None if is_unix else remote_addr)
-        #: bytes of a PROXY header still being received (None: none expected)
-        self._proxy: bytes | None = (
-            b""
-            if config.proxy_peers is not None
-            and config.proxy_peers(None if is_unix else remote_addr)
-            else None
-        )
-        if server is None:
-            try:
-                server = sock.getsockname()
-            except OSError:
-                server = ""
-        scheme = "https" if is_ssl else "http"
-        self.scheme = scheme
+        client = edge.client
+        self.remote_addr = client[0] if client is not None else ""
+        self.scheme = edge.scheme
         if isinstance(server, tuple):
             self._server = (str(server[0]), str(server[1]))
         else:
             self._server = ("localhost", "443" if is_ssl else "80")
         env = dict(config.base)
-        env["wsgi.url_scheme"] = scheme
-        env["REMOTE_ADDR"] = remote_addr
-        if remote_port:
-            env["REMOTE_PORT"] = remote_port
+        env["wsgi.url_scheme"] = edge.scheme
+        env["REMOTE_ADDR"] = self.remote_addr
+        if client is not None:
+            env["REMOTE_PORT"] = str(client[1])
         env["SERVER_NAME"], env["SERVER_PORT"] = self._server
         env["wsgi.early_hints"] = self.early_hints
         self.base = env
         self._host_seen: tuple[str, str, str] | None = None
         self.start_response = self._start_response
         self._reset()
+
+    @property
+    def admitted(self) -> bool:
+        """False when the peer may not speak the protocol (``uwsgi_allow_ips``):
+        close the socket unanswered."""
+        return self.edge.admitted
 
     # -- reading ------------------------------------------------------------------------
 
@@ -497,39 +522,44 @@ class ClientConnection:
             data = b""
         return self.feed(data)
 
+    def fill_by(self, deadline: float) -> bool | None:
+        """:meth:`fill`, waiting for bytes until ``deadline`` (monotonic) at the
+        latest: None when it passed with nothing read."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        if not (self.is_ssl and self.sock.pending()):
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            if not poller.poll(left * 1000):
+                return None
+        return self.fill()
+
     def feed(self, data: bytes) -> bool:
         """Hand received bytes to the parser, after the PROXY header when one is due;
         False at end of file or when the connection was refused."""
-        if self._proxy is not None and data:
-            return self._proxy_header(data)
-        self.h1.receive_data(data)
+        if self.edge.proxy_pending is not None and data:
+            try:
+                data = self.edge.take_proxy_header(data)
+            except RemoteProtocolError as exc:
+                self.refuse(exc)
+                return False
+            self._peer_changed()
+            if not data:
+                return True
+        self.wire.receive_data(data)
         return bool(data)
 
-    def _proxy_header(self, data: bytes) -> bool:
-        """Take the PROXY protocol header off the front of the stream: the client
-        address it names replaces the peer's (the balancer's); the rest is HTTP."""
-        data = self._proxy + data  # type: ignore[operator]
-        try:
-            found = parse_proxy_header(data)
-        except RemoteProtocolError as exc:
-            self._proxy = None
-            self.refuse(exc)
-            return False
-        if found is None:
-            self._proxy = data
-            return True
-        info, used = found
-        self._proxy = None
-        if not info.local and info.src_addr is not None:
-            self.remote_addr = info.src_addr
-            self.base["REMOTE_ADDR"] = info.src_addr
-            if info.src_port is not None:
-                self.base["REMOTE_PORT"] = str(info.src_port)
+    def _peer_changed(self) -> None:
+        """A PROXY header named the client: it replaces the balancer in the environ."""
+        client = self.edge.client
+        if client is not None:
+            self.remote_addr = client[0]
+            self.base["REMOTE_ADDR"] = client[0]
+            if client[1]:
+                self.base["REMOTE_PORT"] = str(client[1])
             else:
                 self.base.pop("REMOTE_PORT", None)
-        if used < len(data):
-            self.h1.receive_data(data[used:])
-        return True
 
     def fill_ready(self) -> bool | None:
         """Like :meth:`fill` for a socket the poller reported readable: None when
@@ -548,10 +578,10 @@ class ClientConnection:
     def next_request(self) -> Request | object | None:
         """The next request head from what was received, ``NEED_DATA``, or None when
         the connection is over (closed by the peer, or refused with an error sent)."""
-        h1 = self.h1
+        wire = self.wire
         while True:
             try:
-                event = h1.next_event()
+                event = wire.next_event()
             except RemoteProtocolError as exc:
                 self.refuse(exc)
                 return None
@@ -566,28 +596,35 @@ class ClientConnection:
 
     def refuse(self, exc: RemoteProtocolError) -> None:
         """Answer a request the parser refused (400, 414, 431 ...) and end the connection."""
-        self.config.log.info(
-            "Bad request from %s: %s (%d)", self.remote_addr or "unix", exc.reason, exc.status
+        data = self.edge.refuse(exc)
+        if data and not self.broken:
+            try:
+                self._send(data)
+            except _ClientGone:
+                pass
+
+    @property
+    def partial_head(self) -> bool:
+        """Bytes of a request head have arrived and wait for the rest."""
+        return bool(self.wire.trailing_data[0])
+
+    def time_out_head(self, limit: float) -> None:
+        """The head did not arrive within ``client_header_timeout``: 408, then close."""
+        self.refuse(
+            RemoteProtocolError(
+                f"request head not complete within client_header_timeout ({limit:g} s)", 408
+            )
         )
-        if self.broken:
-            return
-        try:
-            data = self.h1.send_error(exc)
-        except LocalProtocolError:
-            return
-        self._send(data)
 
     @property
     def must_close(self) -> bool:
         """True once the connection cannot carry another request."""
+        wire = self.wire
         return (
             self.broken
-            or self.h1.our_state == "MUST_CLOSE"
-            or self.h1.their_state
-            in (
-                "CLOSED",
-                "ERROR",
-            )
+            or wire.our_state is MUST_CLOSE
+            or wire.their_state is CLOSED
+            or wire.their_state is ERROR
         )
 
     def close(self) -> None:
@@ -614,9 +651,9 @@ class ClientConnection:
     def send_continue(self) -> None:
         """``100 Continue``, once, before the first body read of an ``Expect`` request."""
         self.continue_sent = True
-        req = self.h1.request
-        if req is not None and req.expect_continue and self.h1.our_state == "IDLE":
-            data = self.h1.send_response(100, [])
+        req = self.wire.request
+        if req is not None and req.expect_continue and self.wire.our_state is IDLE:
+            data = self.wire.send_response(100, [])
             if data:
                 try:
                     self._send(data)
@@ -625,10 +662,10 @@ class ClientConnection:
 
     def early_hints(self, headers: list[tuple[str, str]]) -> None:
         """``wsgi.early_hints``: send a ``103 Early Hints`` before the response."""
-        if self._head_sent or self.h1.our_state != "IDLE":
+        if self._head_sent or self.wire.our_state is not IDLE:
             return
         encoded = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
-        data = self.h1.send_response(103, encoded)
+        data = self.wire.send_response(103, encoded)
         if data:
             self._send(data)
 
@@ -638,38 +675,36 @@ class ClientConnection:
         """The request's environ: the base dict, the request line and the headers."""
         config = self.config
         env = self.base.copy()
-        method = _METHODS.get(req.method)
+        method = METHOD_NAMES.get(req.method)
         env["REQUEST_METHOD"] = method if method is not None else req.method.decode("latin-1")
-        path = req.path
-        if b"%" in path:
-            path = unquote_to_bytes(path)
-        path_info = path.decode("latin-1")
-        root = config.root_path
-        if (
-            root
-            and path_info.startswith(root)
-            and path_info[len(root) : len(root) + 1] in ("/", "")
-        ):
-            path_info = path_info[len(root) :]
-        env["PATH_INFO"] = path_info
         env["QUERY_STRING"] = req.query.decode("latin-1")
         env["RAW_URI"] = req.target.decode("latin-1")
-        env["SERVER_PROTOCOL"] = _PROTOCOLS[req.http_version]
+        env["SERVER_PROTOCOL"] = PROTOCOL_NAMES[req.http_version]
+        scheme = self.scheme
+        origin = self.wire.origin
+        if origin is not None:
+            # The protocol names the client itself (uwsgi: nginx's variables).
+            scheme = self._apply_origin(env, origin)
 
         keys = config.keys
-        secure = config.secure_headers
+        trusted = self.edge.trusted
+        rules = config.edge
         host = None
-        scheme = None
+        forwarded = False
+        names = rules.forward_names
         for name, value in req.headers:
             key = keys.get(name)
             if key is None:
                 key = config.environ_key(name)
             if not key:
-                if config.header_map == "refuse":
+                if trusted and rules.may_forward(name):
+                    key = "HTTP_" + name.decode("latin-1").upper()
+                elif config.header_map == "refuse":
                     raise RemoteProtocolError(
                         f"header name {name.decode('latin-1')!r} contains an underscore"
                     )
-                continue
+                else:
+                    continue
             text = value.decode("latin-1")
             if key in env:
                 env[key] = env[key] + "," + text
@@ -677,15 +712,31 @@ class ClientConnection:
                 env[key] = text
             if name == b"host":
                 host = text
-            elif name in secure and self.trusted:
-                this = "https" if text == secure[name] else "http"
-                if scheme is not None and scheme != this:
-                    raise RemoteProtocolError("contradictory scheme headers")
-                scheme = this
-        if scheme is not None:
-            env["wsgi.url_scheme"] = scheme
-        else:
-            scheme = self.scheme
+            elif trusted and name in names:
+                forwarded = True
+        root = config.root_path
+        if forwarded:
+            found = rules.forwarded(req.headers)
+            if found.scheme is not None:
+                scheme = env["wsgi.url_scheme"] = found.scheme
+            if found.client is not None:
+                env["REMOTE_ADDR"] = found.client
+                env.pop("REMOTE_PORT", None)
+            if found.script_name is not None:
+                root = found.script_name
+                env.pop("HTTP_SCRIPT_NAME", None)
+                env["SCRIPT_NAME"] = root
+        path = req.path
+        if b"%" in path:
+            path = unquote_to_bytes(path)
+        path_info = path.decode("latin-1")
+        if (
+            root
+            and path_info.startswith(root)
+            and path_info[len(root) : len(root) + 1] in ("/", "")
+        ):
+            path_info = path_info[len(root) :]
+        env["PATH_INFO"] = path_info
         if host is not None:
             seen = self._host_seen
             if seen is None or seen[0] != host or seen[1] != scheme:
@@ -697,6 +748,20 @@ class ClientConnection:
         else:
             env["wsgi.input"] = EMPTY_INPUT
         return env
+
+    def _apply_origin(self, env: dict[str, Any], origin: Any) -> str:
+        """The client, server and scheme a protocol named (uwsgi) into ``env``."""
+        if origin.client is not None:
+            env["REMOTE_ADDR"] = origin.client[0]
+            env["REMOTE_PORT"] = str(origin.client[1])
+        if origin.server is not None:
+            env["SERVER_NAME"] = origin.server[0]
+            env["SERVER_PORT"] = str(origin.server[1])
+        if origin.remote_user is not None:
+            env["REMOTE_USER"] = origin.remote_user
+        scheme = origin.scheme or self.scheme
+        env["wsgi.url_scheme"] = scheme
+        return scheme
 
     def _reset(self) -> None:
         self._status: str | None = None
@@ -734,14 +799,14 @@ class ClientConnection:
         code, reason = config.status(self._status)
         encoded = []
         has_length = False
-        h1 = self.h1
+        wire = self.wire
         if config.close_after_response:
-            h1.keep_alive = False
+            wire.keep_alive = False
         for name, value in self._headers:  # type: ignore[union-attr]
             lname = name.lower()
             if lname in _HOP_BY_HOP:
                 if lname == "connection" and "close" in value.lower():
-                    h1.keep_alive = False
+                    wire.keep_alive = False
                 continue
             if lname == "content-length":
                 has_length = True
@@ -749,7 +814,7 @@ class ClientConnection:
         if length is not None and not has_length and code not in _NO_BODY_STATUS and code >= 200:
             encoded.append((b"Content-Length", b"%d" % length))
         self._code = code
-        data = h1.send_response(code, encoded, reason)
+        data = wire.send_response(code, encoded, reason)
         self._head_sent = True
         return data
 
@@ -763,18 +828,18 @@ class ClientConnection:
             return
         self._sent += len(data)
         if self._head_sent:
-            self._send(self.h1.send_data(data))
+            self._send(self.wire.send_data(data))
         else:
             head = self._head(None)
-            self._send(head + self.h1.send_data(data))
+            self._send(head + self.wire.send_data(data))
 
     def _finish(self) -> None:
         if self._head_sent:
-            tail = self.h1.send_end()
+            tail = self.wire.send_end()
             if tail:
                 self._send(tail)
         else:
-            self._send(self._head(0) + self.h1.send_end())
+            self._send(self._head(0) + self.wire.send_end())
 
     def _send_whole(self, body: bytes) -> None:
         """A body known in full before the head: one write, with a Content-Length."""
@@ -783,9 +848,11 @@ class ClientConnection:
                 raise TypeError(f"response body must be bytes, not {type(body).__name__}")
             body = bytes(body)
         self._sent = len(body)
-        h1 = self.h1
+        wire = self.wire
         head = self._head(len(body))
-        self._send(head + h1.send_data(body) + h1.send_end() if body else head + h1.send_end())
+        self._send(
+            head + wire.send_data(body) + wire.send_end() if body else head + wire.send_end()
+        )
 
     def _sendfile(self, wrapper: FileWrapper, req: Request) -> bool:
         """Serve a ``wsgi.file_wrapper`` with ``os.sendfile``; False when it cannot."""
@@ -811,16 +878,16 @@ class ClientConnection:
             length = max(st.st_size - offset, 0)
         head = self._head(length)
         self._send(head)
-        h1 = self.h1
+        wire = self.wire
         if length and req.method != b"HEAD" and self._code not in _NO_BODY_STATUS:
             sent = self._sendfile_loop(fileno, offset, length)
             if sent < length:
                 # The file shrank under us: the framing cannot be honoured.
-                h1.keep_alive = False
+                wire.keep_alive = False
                 self.broken = True
                 raise _ClientGone
             self._sent = sent
-            h1.send_data_length(sent)
+            wire.send_data_length(sent)
         self._finish()
         return True
 
@@ -855,14 +922,21 @@ class ClientConnection:
         result = None
         try:
             try:
+                if req.method == b"CONNECT":
+                    raise CONNECT_REFUSED
                 environ = self.environ(req)
             except RemoteProtocolError as exc:
                 self.refuse(exc)
                 return
             if not (req.content_length or req.chunked):
-                self.h1.next_event()  # the EndOfMessage of a bodiless request
+                self.wire.next_event()  # the EndOfMessage of a bodiless request
             if config.pre_request is not None:
-                config.pre_request(config.worker, _HookRequest(req, self))
+                config.pre_request(
+                    config.worker,
+                    RequestInfo(
+                        req, (environ or self.base).get("REMOTE_ADDR", ""), environ=environ
+                    ),
+                )
             result = config.app(environ, self.start_response)
             kind = type(result)
             if (kind is list or kind is tuple) and not self._head_sent:
@@ -891,13 +965,20 @@ class ClientConnection:
             self._log_access(req, environ, now - started)
         if config.post_request is not None:
             try:
-                config.post_request(config.worker, _HookRequest(req, self), environ, self)
+                config.post_request(
+                    config.worker,
+                    RequestInfo(
+                        req, (environ or self.base).get("REMOTE_ADDR", ""), environ=environ
+                    ),
+                    environ,
+                    self,
+                )
             except Exception:
                 config.log.exception("Exception in post_request hook")
 
     def _client_gone(self, req: Request) -> None:
         self.broken = True
-        self.h1.keep_alive = False
+        self.wire.keep_alive = False
         self.config.log.debug(
             "Client %s went away during %s %s",
             self.remote_addr or "unix",
@@ -919,33 +1000,30 @@ class ClientConnection:
                 self.broken = True
             return
         log.exception("Error handling request %s", req.target.decode("latin-1"))
-        self.h1.keep_alive = False
-        if self._head_sent or self.h1.our_state != "IDLE":
+        self.wire.keep_alive = False
+        if self._head_sent or self.wire.our_state is not IDLE:
             # The head is out: the framing is broken, only closing is honest.
             self.broken = True
             return
         self._code = 500
         try:
-            self._send(self.h1.respond(500, list(_500_HEADERS), _500_BODY))
+            self._send(self.wire.respond(500, list(_500_HEADERS), _500_BODY))
         except (_ClientGone, LocalProtocolError):
             self.broken = True
 
     def _log_access(self, req: Request, environ: Any, elapsed: float) -> None:
-        try:
-            self.config.access(  # type: ignore[misc]
-                self.remote_addr or "-",
-                req.method.decode("latin-1"),
-                req.target.decode("latin-1"),
-                _PROTOCOLS[req.http_version],
-                self._code or 500,
-                self._sent,
-                elapsed,
-                req.headers,
-                self._headers or (),
-                environ,
-            )
-        except Exception:
-            self.config.log.exception("Failed to write the access log")
+        log_access(
+            self.config.access,  # type: ignore[arg-type]
+            self.config.log,
+            req,
+            (environ or self.base).get("REMOTE_ADDR") or "-",
+            METHOD_NAMES.get(req.method) or req.method.decode("latin-1"),
+            self._code or 500,
+            self._sent,
+            elapsed,
+            self._headers or (),
+            environ,
+        )
 
     # gunicorn's ``resp`` in post_request hooks
     @property
@@ -974,44 +1052,3 @@ def _split_host(host: str, scheme: str) -> tuple[str, str]:
     else:
         name, _, port = host.partition(":")
     return name, port or ("443" if scheme == "https" else "80")
-
-
-class _HookRequest:
-    """The ``req`` given to pre_request/post_request hooks (gunicorn's attribute names)."""
-
-    __slots__ = ("_conn", "_req")
-
-    def __init__(self, req: Request, conn: ClientConnection) -> None:
-        self._req = req
-        self._conn = conn
-
-    @property
-    def method(self) -> str:
-        return self._req.method.decode("latin-1")
-
-    @property
-    def uri(self) -> str:
-        return self._req.target.decode("latin-1")
-
-    @property
-    def path(self) -> str:
-        return self._req.path.decode("latin-1")
-
-    @property
-    def query(self) -> str:
-        return self._req.query.decode("latin-1")
-
-    @property
-    def version(self) -> tuple[int, int]:
-        return (1, 1) if self._req.http_version == b"1.1" else (1, 0)
-
-    @property
-    def headers(self) -> list[tuple[str, str]]:
-        return [(n.decode("latin-1").upper(), v.decode("latin-1")) for n, v in self._req.headers]
-
-    @property
-    def remote_addr(self) -> str:
-        return self._conn.remote_addr
-
-    def __repr__(self) -> str:
-        return f"<Request {self.method} {self.uri}>"
