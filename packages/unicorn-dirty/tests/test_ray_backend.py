@@ -63,7 +63,7 @@ def ray_pool(address):
     pool = Pool(
         [ECHO, RELAY],
         1,
-        ["--backend", "ray", "--ray-address", address, "--threads", "2"],
+        ["--backend", "ray", "--ray-address", address, "--threads", "2", "--cancel-timeout", "1"],
         ready=False,
     )
     try:
@@ -195,25 +195,31 @@ def test_cancel_reaches_the_actor(stashed):
     wait_for(lambda: not any(w["busy"] for w in stashed.status()["workers"]), what="idle actors")
 
 
-def test_timeout_replaces_the_actor(ray_pool):
-    before = {w["pid"] for w in echo_workers(ray_pool)}
+def test_timeout_cancels_and_replaces_an_actor_that_keeps_running(stashed):
+    before = {w["pid"] for w in echo_workers(stashed)}
+    # an action that heeds is_cancelled() stops in time: its actor stays
+    with pytest.raises(DirtyTimeoutError):
+        stashed.client.execute(ECHO, "cooperative", "ray-timeout", 30, timeout=0.5)
+    wait_for(lambda: stash.get("marks", "ray-timeout") == "cancelled", what="the call cancelled")
+    assert {w["pid"] for w in echo_workers(stashed)} == before
     start = time.monotonic()
     with pytest.raises(DirtyTimeoutError):
-        ray_pool.client.execute(ECHO, "sleep", 30, timeout=1)
+        stashed.client.execute(ECHO, "sleep", 30, timeout=1)
     assert time.monotonic() - start < 8
-    # Ray restarts the killed actor; both serve again, one of them a new process
+    # one that does not is still running --cancel-timeout later: its actor is
+    # killed, Ray restarts it, and both serve again, one of them a new process
     after = wait_for(
         lambda: (
-            (ws := echo_workers(ray_pool))
+            (ws := echo_workers(stashed))
             and all(w["ready"] for w in ws)
             and {w["pid"] for w in ws} != before
             and ws
         ),
-        timeout=30,
+        timeout=40,
         what="the timed-out actor to be restarted",
     )
-    assert len(after) == 2
-    assert ray_pool.client.execute(ECHO, "echo", "again") == [["again"], {}]
+    assert len(after) == 2 and len({w["pid"] for w in after} & before) == 1
+    assert stashed.client.execute(ECHO, "echo", "again") == [["again"], {}]
 
 
 def test_killing_an_actor_mid_call_gives_dirty_worker_error(stashed):

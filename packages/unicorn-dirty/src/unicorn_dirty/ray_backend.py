@@ -239,13 +239,15 @@ class AppActor:
         loop = asyncio.get_running_loop()
         async with self.sem:
             self.busy += 1
+            work = None
             try:
                 token = _current.set(ctx)
                 try:
-                    result = await loop.run_in_executor(
+                    work = loop.run_in_executor(
                         self.pool,
                         functools.partial(_in_thread, ctx, self.app, action, *args, **kwargs),
                     )
+                    result = await work
                     if type(result) is types.CoroutineType:
                         result = await result
                     elif type(result) is types.GeneratorType:
@@ -258,6 +260,7 @@ class AppActor:
                     _current.reset(token)
             except asyncio.CancelledError:
                 ctx.cancelled = True
+                await _until_done(work)  # the call ends when its thread does: the front sees it
                 raise
             except BaseException as exc:
                 return self._error(exc, traceback.format_exc())
@@ -274,7 +277,7 @@ class AppActor:
             yield self._error(exc)
             return
         loop = asyncio.get_running_loop()
-        gen = None
+        gen = work = None
         async with self.sem:
             self.busy += 1
             token = _current.set(ctx)
@@ -285,7 +288,8 @@ class AppActor:
                 kind = type(gen)
                 if kind is types.GeneratorType:
                     while True:
-                        chunk = await loop.run_in_executor(self.pool, _in_thread, ctx, _next, gen)
+                        work = loop.run_in_executor(self.pool, _in_thread, ctx, _next, gen)
+                        chunk = await work
                         if chunk is _DONE:
                             break
                         item = self._encode(P.CHUNK, chunk)
@@ -306,6 +310,7 @@ class AppActor:
                 yield P.END, b""
             except (asyncio.CancelledError, GeneratorExit):
                 ctx.cancelled = True
+                await _until_done(work)
                 raise
             except BaseException as exc:
                 yield self._error(exc, traceback.format_exc())
@@ -562,6 +567,25 @@ class AsyncActorDirtyClient:
 
 async def _await(ref):
     return await ref
+
+
+def _retrieve(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()  # seen: a call nobody waits for any more may still fail
+
+
+async def _until_done(work: asyncio.Future | None) -> None:
+    """Wait for an action's thread to return (its future is cancelled only if it never started)."""
+    if work is not None and not work.done():
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(work)
+
+
+async def _drain(gen) -> None:
+    """Wait for a cancelled streaming call to end in its actor."""
+    with contextlib.suppress(BaseException):
+        async for _ in gen:
+            pass
 
 
 def _install_actor_clients(stash) -> None:
@@ -1026,23 +1050,47 @@ class RayArbiter:
             )
         conn.send(P.frame(kind, rid, out))
 
-    def _timed_out(self, pool: _Pool, r: _Replica, timeout: float) -> DirtyTimeoutError:
+    def _timed_out(self, pool: _Pool, r: _Replica, timeout: float, running) -> DirtyTimeoutError:
+        """The call is cancelled; its actor is replaced if it is still running a while later.
+
+        `running` is awaited for up to `dirty_cancel_timeout` seconds; the call keeps
+        its actor's slot until then.
+        """
         self.stats["timeouts"] += 1
-        self.log.error(
-            "dirty worker %s (Ray actor of %s) ran a call past its %gs timeout: killing it",
-            r.info.get("pid"),
-            pool.spec.name,
-            timeout,
-        )
-        ray.kill(r.handle, no_restart=False)  # Ray restarts it, init() runs again
-        self._lost(pool, r)
+        self._abandon(pool, r, running, f"its {timeout:g}s timeout")
         return DirtyTimeoutError(f"call to {pool.spec.name} timed out after {timeout:g}s")
+
+    def _abandon(self, pool: _Pool, r: _Replica, running, why: str) -> None:
+        """A cancelled call: give it `dirty_cancel_timeout` to end before replacing its actor."""
+        r.inflight += 1  # the caller's slot is released now; this one holds the actor
+        task = asyncio.create_task(self._settle(pool, r, running, why))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self, pool: _Pool, r: _Replica, running, why: str) -> None:
+        grace = float(getattr(self.cfg, "dirty_cancel_timeout", 5.0) or 0.0)
+        try:
+            await asyncio.wait_for(running, grace)
+        except (TimeoutError, asyncio.CancelledError):
+            self.log.error(
+                "dirty worker %s (Ray actor of %s) still runs a call %gs after %s: killing it",
+                r.info.get("pid"),
+                pool.spec.name,
+                grace,
+                why,
+            )
+            ray.kill(r.handle, no_restart=False)  # Ray restarts it, init() runs again
+            self._lost(pool, r)
+        except Exception:
+            pass  # it ended, with the cancellation's error
+        finally:
+            self._release(pool, r)
 
     async def _execute(
         self, conn: _Conn, rid: int, pool: _Pool, payload: bytes, timeout: float
     ) -> None:
         deadline = time.monotonic() + timeout
-        r = ref = None
+        r = ref = waiter = None
         self._running += 1
         try:
             try:
@@ -1054,11 +1102,15 @@ class RayArbiter:
                 ) from None
             started = time.monotonic()
             ref = r.handle.call.remote(payload)
+            waiter = asyncio.ensure_future(_await(ref))
+            waiter.add_done_callback(_retrieve)
             try:
-                kind, out = await asyncio.wait_for(_await(ref), max(0.0, deadline - started))
+                kind, out = await asyncio.wait_for(
+                    asyncio.shield(waiter), max(0.0, deadline - started)
+                )
             except TimeoutError:
                 ray.cancel(ref)
-                raise self._timed_out(pool, r, timeout) from None
+                raise self._timed_out(pool, r, timeout, waiter) from None
             except rex.RayActorError as exc:
                 self._lost(pool, r)
                 raise ray_error(exc, pool.spec.name) from None
@@ -1067,8 +1119,9 @@ class RayArbiter:
             pool.avg += (time.monotonic() - started - pool.avg) * 0.2
             conn.send(P.frame(kind, rid, out))
         except asyncio.CancelledError:
-            if ref is not None:
-                ray.cancel(ref)  # the caller gave up: so does the actor
+            if ref is not None:  # the caller gave up: so does the actor
+                ray.cancel(ref)
+                self._abandon(pool, r, waiter, "its caller cancelled it")
         except DirtyError as exc:
             self._reply_error(conn, rid, exc)
         finally:
@@ -1107,7 +1160,7 @@ class RayArbiter:
                     return
                 except TimeoutError:
                     ray.cancel(gen)
-                    raise self._timed_out(pool, r, timeout) from None
+                    raise self._timed_out(pool, r, timeout, _drain(gen)) from None
                 except rex.RayActorError as exc:
                     self._lost(pool, r)
                     raise ray_error(exc, pool.spec.name) from None
@@ -1121,6 +1174,7 @@ class RayArbiter:
         except asyncio.CancelledError:
             if gen is not None:
                 ray.cancel(gen)
+                self._abandon(pool, r, _drain(gen), "its caller closed the stream")
         except DirtyError as exc:
             self._reply_error(conn, rid, exc)
         finally:
