@@ -47,6 +47,7 @@ class RayTarget(Target):
         e.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
         e.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         e.setdefault("RAY_TMPDIR", tmp)
+        e.setdefault("RAY_AUTH_MODE", "disabled")  # a throwaway Ray on 127.0.0.1
         # no --ray-address: the arbiter starts a Ray of its own on this machine
         self.proc = subprocess.Popen(
             [

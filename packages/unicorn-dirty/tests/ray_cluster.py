@@ -19,7 +19,12 @@ from pathlib import Path
 
 # Ray otherwise replays a `uv run` of the driver in every worker (its uv hook),
 # and workers started that way cannot import ray from this environment.
-RAY_ENV = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+RAY_ENV = {
+    "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # a local ray.init() elsewhere may have left ~/.ray/auth_token: these clusters use none
+    "RAY_AUTH_MODE": "disabled",
+}
 
 
 def free_port() -> int:

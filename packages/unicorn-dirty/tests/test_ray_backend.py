@@ -35,7 +35,7 @@ from unicorn_dirty import (
 from unicorn_dirty import protocol as P
 from unicorn_dirty.ray_backend import RAY_STREAM_AHEAD
 
-pytestmark = pytest.mark.timeout(150)  # the first test also starts the cluster
+pytestmark = pytest.mark.timeout(240)  # the first test also starts the cluster
 
 ECHO = "ray_apps:RayEchoApp"
 RELAY = "ray_apps:RelayApp"
@@ -67,7 +67,7 @@ def ray_pool(address):
         ready=False,
     )
     try:
-        pool.wait_ready(3, timeout=45)
+        pool.wait_ready(3, timeout=120)  # Ray workers start slowly on a busy 2-core machine
         yield pool
     finally:
         pool.stop()

@@ -164,14 +164,24 @@ def _unwire(kind: int, payload: bytes) -> object:
 
 
 class _ActorCall(CallContext):
-    __slots__ = ()
+    __slots__ = ("active", "call_id")
+
+    def __init__(self, app: str, action: str) -> None:
+        super().__init__(app, action)
+        self.active: set | None = None
+        self.call_id = 0
 
 
 def _in_thread(ctx: _ActorCall, fn, *args, **kwargs):
     token = _current.set(ctx)
+    active = ctx.active
+    if active is not None:
+        active.add(ctx.call_id)  # what `AppActor.running` reports
     try:
         return fn(*args, **kwargs)
     finally:
+        if active is not None:
+            active.discard(ctx.call_id)
         _current.reset(token)
 
 
@@ -198,6 +208,7 @@ class AppActor:
         )
         self.sem = asyncio.Semaphore(threads)
         self.busy = 0
+        self.active: set[int] = set()  # ids of the calls whose thread runs now
         os.environ[MAX_PAYLOAD_ENV] = str(max_payload)
         _install_actor_clients(ray.get_actor(STASH_NAME))
         self.app = spec.cls()
@@ -230,13 +241,19 @@ class AppActor:
         action, args, kwargs = P.decode_request_body(payload, offset)
         return _ActorCall(app, action), action, args, kwargs
 
-    async def call(self, payload: bytes) -> tuple[int, bytes]:
+    async def running(self, call_id: int) -> bool:
+        """Whether the call's thread still runs here (a cancelled sync action may go on)."""
+        return call_id in self.active
+
+    async def call(self, payload: bytes, call_id: int = 0) -> tuple[int, bytes]:
         """A plain action; a generator one (called so by a client) gives the list of its chunks."""
         try:
             ctx, action, args, kwargs = self._prepare(payload)
         except CodecError as exc:
             return self._error(exc)
         loop = asyncio.get_running_loop()
+        if call_id:
+            ctx.active, ctx.call_id = self.active, call_id
         async with self.sem:
             self.busy += 1
             work = None
@@ -260,7 +277,7 @@ class AppActor:
                     _current.reset(token)
             except asyncio.CancelledError:
                 ctx.cancelled = True
-                await _until_done(work)  # the call ends when its thread does: the front sees it
+                await _until_done(work)  # running() says so until its thread returns
                 raise
             except BaseException as exc:
                 return self._error(exc, traceback.format_exc())
@@ -269,7 +286,7 @@ class AppActor:
         return self._encode(P.RESULT, result)
 
     @ray.method(num_returns="streaming", _generator_backpressure_num_objects=RAY_STREAM_AHEAD)
-    async def stream(self, payload: bytes):
+    async def stream(self, payload: bytes, call_id: int = 0):
         """A generator action: (CHUNK, payload) per chunk, then (END, b"") or (ERROR, payload)."""
         try:
             ctx, action, args, kwargs = self._prepare(payload)
@@ -278,6 +295,8 @@ class AppActor:
             return
         loop = asyncio.get_running_loop()
         gen = work = None
+        if call_id:
+            ctx.active, ctx.call_id = self.active, call_id
         async with self.sem:
             self.busy += 1
             token = _current.set(ctx)
@@ -679,6 +698,7 @@ class RayArbiter:
         self.stopping = ""
         self.stats = {"calls": 0, "timeouts": 0, "worker_deaths": 0}
         self._ages = itertools.count(1)
+        self._call_ids = itertools.count(1)
         self._stopped: asyncio.Event | None = None
         self._server: asyncio.AbstractServer | None = None
         self._running = 0
@@ -825,7 +845,7 @@ class RayArbiter:
             self.log.exception("on_dirty_starting hook failed")
         for pool in self.pools.values():
             for r in pool.replicas:
-                r.watch = asyncio.create_task(self._watch(pool, r))
+                r.watch = asyncio.create_task(self._watch(pool, r, r.info.get("pid", 0)))
         ticker = asyncio.create_task(self._tick())
         await self._stopped.wait()
         ticker.cancel()
@@ -846,13 +866,17 @@ class RayArbiter:
                 self.log.warning("dirty arbiter: parent %s is gone, shutting down", self.ppid)
                 self._begin_stop("graceful")
 
-    async def _watch(self, pool: _Pool, r: _Replica) -> None:
+    async def _watch(self, pool: _Pool, r: _Replica, old_pid: int = 0) -> None:
         """Wait until the actor answers (first start, or after a restart), then serve it."""
         # a call sent just as the actor died fails too: ask again while Ray restarts it
         end = time.monotonic() + (RESTART_WAIT if self.cfg.dirty_ray_max_restarts else 0)
         while True:
             try:
-                r.info = await r.handle.info.remote()
+                info = await r.handle.info.remote()
+                if info["pid"] == old_pid and time.monotonic() < end:
+                    await asyncio.sleep(0.2)  # answered by the process being killed
+                    continue
+                r.info = info
                 break
             except rex.RayActorError as exc:
                 if time.monotonic() < end and not self.stopping:
@@ -898,7 +922,7 @@ class RayArbiter:
                 r.info.get("pid"),
                 pool.spec.name,
             )
-            r.watch = asyncio.create_task(self._watch(pool, r))
+            r.watch = asyncio.create_task(self._watch(pool, r, r.info.get("pid", 0)))
 
     # -- slots ---------------------------------------------------------------------
 
@@ -1050,28 +1074,36 @@ class RayArbiter:
             )
         conn.send(P.frame(kind, rid, out))
 
-    def _timed_out(self, pool: _Pool, r: _Replica, timeout: float, running) -> DirtyTimeoutError:
+    def _timed_out(
+        self, pool: _Pool, r: _Replica, timeout: float, running, call_id: int
+    ) -> DirtyTimeoutError:
         """The call is cancelled; its actor is replaced if it is still running a while later.
 
         `running` is awaited for up to `dirty_cancel_timeout` seconds; the call keeps
         its actor's slot until then.
         """
         self.stats["timeouts"] += 1
-        self._abandon(pool, r, running, f"its {timeout:g}s timeout")
+        self._abandon(pool, r, running, call_id, f"its {timeout:g}s timeout")
         return DirtyTimeoutError(f"call to {pool.spec.name} timed out after {timeout:g}s")
 
-    def _abandon(self, pool: _Pool, r: _Replica, running, why: str) -> None:
+    def _abandon(self, pool: _Pool, r: _Replica, running, call_id: int, why: str) -> None:
         """A cancelled call: give it `dirty_cancel_timeout` to end before replacing its actor."""
         r.inflight += 1  # the caller's slot is released now; this one holds the actor
-        task = asyncio.create_task(self._settle(pool, r, running, why))
+        task = asyncio.create_task(self._settle(pool, r, running, call_id, why))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _settle(self, pool: _Pool, r: _Replica, running, why: str) -> None:
+    async def _settle(self, pool: _Pool, r: _Replica, running, call_id: int, why: str) -> None:
         grace = float(getattr(self.cfg, "dirty_cancel_timeout", 5.0) or 0.0)
         try:
-            await asyncio.wait_for(running, grace)
-        except (TimeoutError, asyncio.CancelledError):
+            # Ray answers a cancelled call at once; whether its thread still runs,
+            # only the actor knows
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(running, grace)
+            still = await asyncio.wait_for(_await(r.handle.running.remote(call_id)), 30)
+            self.log.debug("call %d on %s still running: %s", call_id, r.info.get("pid"), still)
+            if not still:
+                return
             self.log.error(
                 "dirty worker %s (Ray actor of %s) still runs a call %gs after %s: killing it",
                 r.info.get("pid"),
@@ -1081,8 +1113,8 @@ class RayArbiter:
             )
             ray.kill(r.handle, no_restart=False)  # Ray restarts it, init() runs again
             self._lost(pool, r)
-        except Exception:
-            pass  # it ended, with the cancellation's error
+        except Exception as exc:  # the actor is gone already: Ray restarts it
+            self.log.debug("settling call %d: %s: %s", call_id, type(exc).__name__, exc)
         finally:
             self._release(pool, r)
 
@@ -1091,6 +1123,7 @@ class RayArbiter:
     ) -> None:
         deadline = time.monotonic() + timeout
         r = ref = waiter = None
+        call_id = 0
         self._running += 1
         try:
             try:
@@ -1101,7 +1134,8 @@ class RayArbiter:
                     f"call to {pool.spec.name} timed out after {timeout:g}s waiting for a worker"
                 ) from None
             started = time.monotonic()
-            ref = r.handle.call.remote(payload)
+            call_id = next(self._call_ids)
+            ref = r.handle.call.remote(payload, call_id)
             waiter = asyncio.ensure_future(_await(ref))
             waiter.add_done_callback(_retrieve)
             try:
@@ -1110,7 +1144,7 @@ class RayArbiter:
                 )
             except TimeoutError:
                 ray.cancel(ref)
-                raise self._timed_out(pool, r, timeout, waiter) from None
+                raise self._timed_out(pool, r, timeout, waiter, call_id) from None
             except rex.RayActorError as exc:
                 self._lost(pool, r)
                 raise ray_error(exc, pool.spec.name) from None
@@ -1121,7 +1155,7 @@ class RayArbiter:
         except asyncio.CancelledError:
             if ref is not None:  # the caller gave up: so does the actor
                 ray.cancel(ref)
-                self._abandon(pool, r, waiter, "its caller cancelled it")
+                self._abandon(pool, r, waiter, call_id, "its caller cancelled it")
         except DirtyError as exc:
             self._reply_error(conn, rid, exc)
         finally:
@@ -1135,6 +1169,7 @@ class RayArbiter:
     ) -> None:
         deadline = time.monotonic() + timeout
         r = gen = None
+        call_id = 0
         credit = [P.STREAM_WINDOW, asyncio.Event()]
         conn.credit[rid] = credit
         self._running += 1
@@ -1147,7 +1182,8 @@ class RayArbiter:
                     f"call to {pool.spec.name} timed out after {timeout:g}s waiting for a worker"
                 ) from None
             pool.avg = max(pool.avg, PREFETCH_BELOW)  # a stream holds its slot: no prefetch
-            gen = r.handle.stream.remote(payload)
+            call_id = next(self._call_ids)
+            gen = r.handle.stream.remote(payload, call_id)
             while True:
                 while credit[0] <= 0:  # the client has not taken its chunks: pull no more
                     credit[1].clear()
@@ -1160,7 +1196,7 @@ class RayArbiter:
                     return
                 except TimeoutError:
                     ray.cancel(gen)
-                    raise self._timed_out(pool, r, timeout, _drain(gen)) from None
+                    raise self._timed_out(pool, r, timeout, _drain(gen), call_id) from None
                 except rex.RayActorError as exc:
                     self._lost(pool, r)
                     raise ray_error(exc, pool.spec.name) from None
@@ -1174,7 +1210,7 @@ class RayArbiter:
         except asyncio.CancelledError:
             if gen is not None:
                 ray.cancel(gen)
-                self._abandon(pool, r, _drain(gen), "its caller closed the stream")
+                self._abandon(pool, r, _drain(gen), call_id, "its caller closed the stream")
         except DirtyError as exc:
             self._reply_error(conn, rid, exc)
         finally:
