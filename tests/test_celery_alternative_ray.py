@@ -21,8 +21,8 @@ sys.path.insert(0, str(HERE / "support"))
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "packages" / "unicorn-dirty" / "tests"))
 
-from ray_cluster import RayCluster
-from test_celery_alternative_example import (  # the example's own tests, on this module's server
+from ray_cluster import RayCluster  # noqa: E402
+from test_celery_alternative_example import (  # noqa: E402  (the example's tests, this server)
     CONF,
     test_data_aggregate,
     test_data_etl_streams_each_stage,
@@ -34,7 +34,7 @@ from test_celery_alternative_example import (  # the example's own tests, on thi
     test_image_resize_transforms_pixels,
     test_scheduled_jobs,
 )
-from unicorn_server import Unicorn, wait_for
+from unicorn_server import Unicorn, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)  # the first test also starts the cluster and the actors
 
