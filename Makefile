@@ -9,7 +9,7 @@ VENV := .venv
 RUN := $(UV) run --no-sync
 PACKAGES := http uwsgi core workers asgi dirty
 
-.PHONY: demo test sync lint imports pytest test-isolated test-pythons build bench-parser clean system-tools
+.PHONY: demo test sync lint imports check-release pytest test-isolated test-pythons build bench-parser bench-uwsgi clean system-tools docs release
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -23,7 +23,7 @@ sync: $(UV)
 demo: sync
 	$(RUN) unicorn -c examples/celery_alternative/unicorn.conf.py
 
-test: sync lint imports pytest test-isolated test-pythons
+test: sync lint imports check-release pytest test-isolated test-pythons
 
 lint: sync
 	$(RUN) ruff check .
@@ -34,6 +34,25 @@ lint: sync
 imports:
 	$(PYTHON) tools/check_imports.py
 	@if [ -f ../shared/tools/check_imports.py ]; then $(PYTHON) ../shared/tools/check_imports.py; fi
+
+# Every package releasable: a package changed since its last tag has an
+# Unreleased changelog entry, versions agree, our ranges admit our versions.
+check-release: sync
+	$(RUN) python tools/check_release.py
+
+# The documentation site (mkdocs.yml) into site/; any warning fails the build:
+# a page missing from the nav, a broken link or anchor.
+docs: sync
+	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs build --strict --site-dir site
+
+# make release PKG=http BUMP=minor: bump, move the changelog's Unreleased
+# entries, build and twine-check sdist and wheel, the isolated-wheel tests,
+# commit and tag unicorn-http-vX.Y.Z; nothing is uploaded (docs/releasing.md).
+# PKG: http uwsgi core workers asgi dirty, or unicorn (the meta-package).
+release: sync
+	@if [ -z "$(PKG)" ] || [ -z "$(BUMP)" ]; then \
+	  echo "usage: make release PKG=http BUMP=minor (PKG: $(PACKAGES) unicorn; BUMP: major, minor, patch or X.Y.Z)"; exit 2; fi
+	UV=$(UV) $(RUN) python tools/release.py $(PKG) $(BUMP)
 
 # Real peers some tests drive, from Debian's packages when missing: nginx (uwsgi_pass
 # and proxy_pass), wrk (the chaos test), nghttp2-client (HTTP/2: nghttp, h2load).
@@ -71,5 +90,9 @@ build: $(UV)
 bench-parser: sync
 	$(RUN) python benchmarks/parser/bench_parser.py
 
+# nginx -> unicorn (uwsgi) vs nginx -> uWSGI vs nginx -> gunicorn (benchmarks/uwsgi); needs wrk.
+bench-uwsgi: sync system-tools
+	$(RUN) python benchmarks/uwsgi/bench_uwsgi.py
+
 clean:
-	rm -rf dist build .venv-isolated .venv-python3.* .pytest_cache .ruff_cache
+	rm -rf dist build site .venv-isolated .venv-python3.* .pytest_cache .ruff_cache

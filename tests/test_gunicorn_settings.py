@@ -142,25 +142,12 @@ GUNICORN_SETTINGS = {
 #: pending, owned elsewhere: each is built in its own issue; the lead removes a
 #: name from here as it lands, and this test then holds it like the others.
 PENDING = {
-    # HTTP/2: the protocol issue
-    "http_protocols",
-    "http2_cleartext",
-    "http2_max_concurrent_streams",
-    "http2_initial_window_size",
-    "http2_max_frame_size",
-    "http2_max_header_list_size",
-    # the control socket: its own issue
-    "control_socket",
-    "control_socket_mode",
-    "control_socket_disable",
     # HTTP parser behaviour: the lead's parser and connection-edge refactor
     "strip_header_spaces",
     "permit_unconventional_http_method",
     "permit_unconventional_http_version",
     "casefold_http_method",
     "http_parser",
-    # the ASGI worker: the lead
-    "asgi_disconnect_grace_period",
 }
 
 #: gunicorn flags unicorn spells differently on purpose, with the flag it takes instead

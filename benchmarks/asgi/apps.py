@@ -67,3 +67,9 @@ async def app(scope, receive, send):
         return
     await send({"type": "http.response.start", "status": 200, "headers": _HELLO_HEADERS})
     await send({"type": "http.response.body", "body": HELLO})
+
+
+def wsgi_app(environ, start_response):
+    """The same hello world for WSGI workers (the HTTP/2 benchmark's gthread rows)."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    return [b"Hello, world!"]

@@ -11,6 +11,7 @@ from h2_harness import Peer, kinds, of, raw_frame
 from hyperframe.frame import SettingsFrame
 
 from unicorn_http.errors import LocalProtocolError
+from unicorn_http.events import EndOfMessage
 from unicorn_http.h2 import StreamReset, Writable
 
 ENHANCE_YOUR_CALM = 11
@@ -270,3 +271,66 @@ def test_pending_since_reports_an_incomplete_frame():
     assert peer.server.pending_since == clock.now - 3  # since the first byte, not the last
     peer.send_bytes(frame[8:])
     assert peer.server.pending_since is None
+
+
+# ------------------------------------------- frames racing a reset in one read
+
+
+def _stalled(peer: Peer, end_stream: bool) -> None:
+    peer.send(peer.request(1))
+    peer.server.send_response(1, 200, [])
+    peer.server.send_data(1, b"x" * 1000, end_stream=end_stream)
+
+
+@pytest.mark.parametrize("end_stream", [False, True])
+def test_window_update_then_reset_in_one_read(end_stream):
+    # h2 has closed the stream before the WINDOW_UPDATE's event is handled
+    peer = Peer(settings={4: 0})
+    _stalled(peer, end_stream)
+    events = peer.send(peer.window_update(1, 5000), peer.rst(1))
+    assert events == [(1, StreamReset(8, True, ""))]
+    assert peer.goaway() is None and peer.server.open_streams == 0
+
+
+def test_malformed_request_then_reset_in_one_read():
+    peer = Peer()
+    events = peer.send(peer.request(1, extra=[(b"Bad", b"x")], end_stream=False), peer.rst(1))
+    assert [type(e) for _, e in events] == [StreamReset]
+    assert peer.goaway() is None
+
+
+def test_forbidden_trailer_then_reset_in_one_read():
+    peer = Peer()
+    peer.send(peer.request(1, end_stream=False))
+    events = peer.send(peer.headers_frame(1, [(b"host", b"x")]), peer.rst(1))
+    assert [type(e) for _, e in events][:1] == [StreamReset]
+    assert peer.goaway() is None
+
+
+def test_content_length_short_then_reset_in_one_read():
+    peer = Peer()
+    peer.send(peer.request(1, extra=[(b"content-length", b"9")], end_stream=False))
+    events = peer.send(peer.headers_frame(1, [(b"x-t", b"1")]), peer.rst(1))
+    assert [type(e) for _, e in events][:1] == [StreamReset]
+    assert peer.goaway() is None
+
+
+def test_data_in_flight_on_a_stream_refused_after_goaway():
+    # found by test_h2_fuzz: GOAWAY before any stream, then a request and its DATA
+    peer = Peer()
+    peer.server.close_gracefully()
+    events = peer.send(peer.request(1, end_stream=False), peer.data(1, b"body"))
+    assert [(sid, type(e)) for sid, e in events] == [(1, StreamReset)]
+    assert 7 in peer.resets(1) and peer.goaway().error_code == 0
+
+
+def test_trailers_in_flight_on_a_refused_stream_are_decoded_and_ignored():
+    # found by test_h2_fuzz: h2 would count the trailers as a new stream over the limit
+    peer = Peer(http2_max_concurrent_streams=1)
+    peer.send(peer.request(1, end_stream=False), peer.request(3, end_stream=False))
+    assert 7 in peer.resets(3)
+    events = peer.send(peer.headers_frame(3, [(b"x-trailer", b"an entry for the table")]))
+    assert events == [] and peer.goaway() is None
+    # the refused block went through the decoder: the next block may refer to it
+    events = peer.send(peer.headers_frame(1, [(b"x-trailer", b"an entry for the table")]))
+    assert [e for _, e in events] == [EndOfMessage([(b"x-trailer", b"an entry for the table")])]

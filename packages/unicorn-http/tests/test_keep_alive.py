@@ -426,7 +426,7 @@ def test_memory_for_seen_lines_is_bounded():
         exchange(conn, get(b"/", b"X-Unique-%d: %s" % (i, b"v" * 200)))
     for i in range(400):
         exchange(conn, get(b"/unique/%d/%s" % (i, b"p" * 200)))
-    remembered = sum(map(len, conn._seen_fields)) + sum(map(len, conn._seen_lines))
+    remembered = sum(map(len, conn._memory.fields)) + sum(map(len, conn._memory.lines))
     assert remembered <= 16384
 
 
@@ -495,5 +495,7 @@ def test_a_large_field_block_is_not_kept_after_its_request():
     exchange(conn, get(b"/", big, big.replace(b"X-Big", b"X-Big2"), big.replace(b"X-Big", b"X-B3")))
     exchange(conn, get(b"/", b"Accept: */*"))
     exchange(conn, get(b"/", big, big.replace(b"X-Big", b"X-Big2"), big.replace(b"X-Big", b"X-B3")))
-    kept = conn._last_block[0] or b""
-    assert len(kept) + sum(map(len, conn._seen_fields)) + sum(map(len, conn._seen_lines)) <= 16384
+    kept = conn._memory.block or b""
+    assert (
+        len(kept) + sum(map(len, conn._memory.fields)) + sum(map(len, conn._memory.lines)) <= 16384
+    )

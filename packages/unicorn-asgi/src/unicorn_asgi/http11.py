@@ -62,7 +62,7 @@ from urllib.parse import unquote_to_bytes
 from unicorn_asgi.eager import current_tasks, start_eagerly
 from unicorn_asgi.errors import ClientDisconnected
 from unicorn_asgi.tls_scope import first_certificate, tls_extension
-from unicorn_core.http_settings import edge_options
+from unicorn_core.http_settings import edge_options, http2_options
 from unicorn_http import (
     CONNECT_REFUSED,
     METHOD_NAMES,
@@ -89,7 +89,7 @@ __all__ = [
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Any]
 
-_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2"}
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2", b"3": "3"}
 _500_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"connection", b"close"),
@@ -106,6 +106,11 @@ _Coroutine = types.CoroutineType
 
 async def _raise(exc: BaseException) -> None:
     raise exc
+
+
+def _cancel_if_running(task: asyncio.Task) -> None:
+    if not task.done():
+        task.cancel()
 
 
 def scope_paths(config: ASGIConfig, raw_path: bytes) -> tuple[str, bytes]:
@@ -164,8 +169,18 @@ class ASGIConfig:
         #: lifespan state; each request scope gets a shallow copy
         self.state = state
         self.keepalive = float(get("keepalive", 2))
+        #: asgi_disconnect_grace_period: after a disconnect, then the task is cancelled
+        self.disconnect_grace = float(get("asgi_disconnect_grace_period", 3))
         #: client_header_timeout: the deadline of a request head (0: none)
         self.header_timeout = float(get("client_header_timeout", 20.0))
+        #: HTTP/2 is offered (ALPN on TLS; http2_cleartext in the clear)
+        self.http2 = "h2" in (get("http_protocols", ["h1"]) or ())
+        cleartext = str(get("http2_cleartext", "off")) if self.http2 else "off"
+        #: a trusted peer may open with the HTTP/2 preface / ask for Upgrade: h2c
+        self.h2_prior_knowledge = cleartext in ("prior-knowledge", "both")
+        self.h2_only = cleartext == "prior-knowledge"
+        self.h2_upgrade = cleartext in ("upgrade", "both")
+        self.h2_options = http2_options(cfg)
         self.worker_connections = max(1, int(get("worker_connections", 1000)))
         #: the protocol and the trust rules every connection shares (unicorn_http.edge)
         self.edge = EdgeRules(**edge_options(cfg), log=log)
@@ -185,6 +200,8 @@ class ASGIConfig:
         if getattr(log, "access_enabled", False) or getattr(log, "statsd", None) is not None:
             self.access = getattr(log, "access", None)
         self.pre_request = getattr(worker, "pre_request_hook", None)
+        #: the worker counts requests itself (busy/idle, /metrics): core's direct calls
+        self.counting = bool(getattr(worker, "counts_requests", False))
         self.post_request = getattr(worker, "post_request_hook", None)
         #: the open connections (H1Protocol objects)
         self.connections: set[H1Protocol] = set()
@@ -202,6 +219,17 @@ class ASGIConfig:
         #: the application answers (101 is refused in http.response.start).
         self.upgrades: dict[bytes, Callable[[H1Protocol, Request], bool]] = {}
 
+    def running_cycles(self) -> list[RequestCycle]:
+        """The requests being answered now, on every connection (HTTP/2: every stream)."""
+        found = []
+        for proto in self.connections:
+            streams = getattr(proto, "streams", None)
+            if streams is not None:
+                found.extend(s.cycle for s in streams.values() if s.cycle is not None)
+            elif type(proto.cycle) is RequestCycle:
+                found.append(proto.cycle)
+        return found
+
 
 # --- the request ------------------------------------------------------------------------
 
@@ -217,6 +245,7 @@ class RequestCycle:
         "disconnected",
         "expect_continue",
         "head",
+        "overdue",
         "pending",
         "proto",
         "req",
@@ -257,6 +286,8 @@ class RequestCycle:
         self.trailers = False
         self.task: asyncio.Task | None = None
         self.started_at = 0.0
+        #: reported as running past ``timeout``
+        self.overdue = False
 
     # -- the application ----------------------------------------------------------------
 
@@ -395,6 +426,17 @@ class RequestCycle:
             self.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    def cancel_after(self, grace: float) -> None:
+        """The client went away: the application has ``grace`` seconds to finish
+        (asgi_disconnect_grace_period), then its task is cancelled."""
+        task = self.task
+        if task is None or task.done():
+            return
+        if grace <= 0:
+            task.cancel()
+        else:
+            self.proto.loop.call_later(grace, _cancel_if_running, task)
 
     def _bad_body(self, exc: RemoteProtocolError) -> None:
         """The body broke the framing (or the client left in its middle)."""
@@ -630,6 +672,7 @@ class H1Protocol(asyncio.Protocol):
         "line_scope",
         "line_version",
         "loop",
+        "preface",
         "read_paused",
         "requests",
         "scheme",
@@ -659,6 +702,7 @@ class H1Protocol(asyncio.Protocol):
         self.client: tuple | None = None
         self.server: tuple | None = None
         self.trusted = False
+        self.preface: bytes | None = None
         #: the scope's extensions: the worker's, plus ``tls`` on a TLS connection
         self.extensions = config.extensions
         #: the last request's fields when they held no forwarded header
@@ -703,6 +747,11 @@ class H1Protocol(asyncio.Protocol):
                 config.log.exception("Could not describe the TLS connection for the scope")
             else:
                 self.extensions = {**config.extensions, "tls": tls}
+            if config.http2 and ssl_object.selected_alpn_protocol() == "h2":
+                self._to_http2()
+                return
+        #: bytes a trusted cleartext peer sent that may be the HTTP/2 preface
+        self.preface = b"" if config.h2_prior_knowledge and self.trusted_peer() else None
         self._scope_base()
         self.last_active = config.clock
         connections = config.connections
@@ -719,6 +768,7 @@ class H1Protocol(asyncio.Protocol):
         if cycle is not None:
             cycle.disconnected = True
             cycle.wake()
+            cycle.cancel_after(config.disconnect_grace)
         waiter = self.drain_waiter
         if waiter is not None:
             self.drain_waiter = None
@@ -730,6 +780,10 @@ class H1Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.edge.proxy_pending is not None:  # type: ignore[union-attr]
             data = self._take_proxy_header(data)
+            if not data:
+                return
+        if self.preface is not None:
+            data = self._maybe_http2(data)
             if not data:
                 return
         conn = self.conn
@@ -748,6 +802,18 @@ class H1Protocol(asyncio.Protocol):
             self.read_paused = True
             self.transport.pause_reading()
 
+    def eof_received(self) -> bool | None:
+        """The client closed its side: the parser learns of it, so a head or packet
+        cut short is refused (and logged) rather than dropped in silence."""
+        conn = self.conn
+        if conn is not None and self.cycle is None and not self.closed:
+            try:
+                conn.receive_data(b"")
+            except LocalProtocolError:
+                return None
+            self._process()
+        return None
+
     def _take_proxy_header(self, data: bytes) -> bytes:
         """Take the PROXY protocol header off the front of the stream: the client it
         names replaces the peer (the balancer) in the scope; the rest is HTTP."""
@@ -761,6 +827,43 @@ class H1Protocol(asyncio.Protocol):
             self.client = edge.client  # type: ignore[union-attr]
             self._scope_base()
         return rest
+
+    def trusted_peer(self) -> bool:
+        """The peer is in forwarded_allow_ips (the trust h2c asks for)."""
+        return self.config.edge.forwarded_allow(self.edge.peer_host)  # type: ignore[union-attr]
+
+    def _to_http2(self, initial: bytes = b"") -> None:
+        """Hand the transport to an HTTP/2 session (ALPN h2, or the preface)."""
+        from unicorn_asgi.http2 import H2Session
+
+        self.closed = True  # this object serves no more; the session does
+        self.config.connections.discard(self)
+        H2Session(self.config, self).take_over(self.transport, initial)
+
+    def _maybe_http2(self, data: bytes) -> bytes:
+        """Prior knowledge (RFC 9113 section 3.3): a trusted peer's connection that
+        opens with the preface is HTTP/2; on a prior-knowledge-only port, anything
+        else from it is refused."""
+        from unicorn_http.h2 import looks_like_preface
+
+        data = self.preface + data  # type: ignore[operator]
+        verdict = looks_like_preface(data)
+        if verdict is None:
+            self.preface = data
+            return b""
+        self.preface = None
+        if verdict:
+            self._to_http2(data)
+            return b""
+        if self.config.h2_only:
+            self._refuse(
+                RemoteProtocolError(
+                    "expected the HTTP/2 connection preface (http2_cleartext is prior-knowledge)",
+                    400,
+                )
+            )
+            return b""
+        return data
 
     def _scope_base(self) -> None:
         config = self.config
@@ -814,9 +917,9 @@ class H1Protocol(asyncio.Protocol):
             if kind is Request:
                 self._start(event)  # type: ignore[arg-type]
             elif event is NEED_DATA:
-                if self.config.stopping and not self.partial_head:
-                    self.close()
-                    return
+                # While the worker drains, a connection between requests is left
+                # to the sweep: the client may be sending its next request after a
+                # keep-alive response, and that request is served (with close).
                 if self.read_paused and not self.write_paused:
                     self.resume_reading()
                 return
@@ -885,8 +988,9 @@ class H1Protocol(asyncio.Protocol):
             self.conn.next_event()  # the EndOfMessage of a request without a body
             cycle = RequestCycle(self, req, scope, True)
         self.cycle = cycle
-        if config.access is not None:
-            cycle.started_at = time.monotonic()
+        cycle.started_at = time.monotonic()
+        if config.counting:
+            config.worker.request_started()
         if config.pre_request is not None:
             try:
                 config.pre_request(config.worker, cycle.info())
@@ -962,6 +1066,10 @@ class H1Protocol(asyncio.Protocol):
                 config.log.exception("Exception in post_request hook")
         worker = config.worker
         if worker is not None:
+            if config.counting:
+                worker.request_finished(
+                    cycle.scope["method"], cycle.status or 500, time.monotonic() - cycle.started_at
+                )
             worker.handled_request()
         self.requests += 1
         self.last_active = config.clock

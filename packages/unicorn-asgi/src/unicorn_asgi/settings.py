@@ -37,6 +37,17 @@ SETTINGS = (
         "without it when the application raises on the lifespan scope (it does "
         "not support it); `off` never sends it.",
     ),
+    Setting(
+        name="asgi_disconnect_grace_period",
+        section=SECTION,
+        cli=("--asgi-disconnect-grace-period",),
+        type="positive_int",
+        meta="INT",
+        default=3,
+        doc="Seconds an application has, after its client went away in the "
+        "middle of a request (it is told with `http.disconnect`), to finish and "
+        "clean up before its task is cancelled. 0 cancels at once.",
+    ),
 )
 
 

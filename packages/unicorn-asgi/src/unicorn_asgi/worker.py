@@ -23,6 +23,7 @@ import asyncio
 import os
 import signal
 import socket
+import time
 from typing import Any
 
 from unicorn_asgi.http11 import ASGIConfig, H1Protocol
@@ -52,7 +53,10 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
 
 
 class ASGIWorker(Worker):
-    """An asyncio (or uvloop) ASGI 3.0 worker: HTTP/1.1 and lifespan."""
+    """An asyncio (or uvloop) ASGI 3.0 worker: HTTP/1.1, HTTP/2 and lifespan."""
+
+    supports_http2 = True
+    counts_requests = True
 
     def init_signals(self) -> None:
         super().init_signals()
@@ -99,6 +103,19 @@ class ASGIWorker(Worker):
             state=lifespan.state if lifespan is not None and lifespan.supported else None,
         )
         install_websocket(config, cfg)
+        if config.h2_upgrade:
+            from unicorn_asgi.http2 import upgrade_h2c
+
+            config.upgrades[b"h2c"] = upgrade_h2c
+        if (
+            config.http2
+            and self.ssl_context is None
+            and not (config.h2_prior_knowledge or config.h2_upgrade)
+        ):
+            log.warning(
+                "http_protocols includes h2 but there is no TLS and http2_cleartext "
+                "is off: HTTP/2 will never be negotiated"
+            )
         self._config = config
         self._loop = loop
         self._servers: list[Any] = []
@@ -186,12 +203,40 @@ class ASGIWorker(Worker):
                 self.alive = False
                 break
             self._sweep(loop.time())
+            self._past_timeout()
             if self._wake.done():
                 self._wake = loop.create_future()
             try:
                 await asyncio.wait_for(asyncio.shield(self._wake), interval)
             except TimeoutError:
                 pass
+
+    def _past_timeout(self) -> None:
+        """A request running longer than ``timeout`` is logged with its request line,
+        and the worker is replaced gracefully: it stops taking connections, its
+        healthy requests finish, and the stuck one has until ``graceful_timeout``."""
+        limit = float(self.cfg.timeout or 0)
+        if not limit:
+            return
+        now = time.monotonic()
+        for cycle in self._config.running_cycles():
+            started = cycle.started_at
+            if started and now - started > limit and not cycle.overdue:
+                cycle.overdue = True
+                req = cycle.req
+                self.log.error(
+                    "Request %s %s has run %.0f s, past timeout (%g s): replacing worker %s "
+                    "gracefully",
+                    req.method.decode("latin-1"),
+                    req.target.decode("latin-1"),
+                    now - started,
+                    limit,
+                    self.pid,
+                )
+                if self.alive:
+                    self.heartbeat.set_exit_cause("request_timeout")
+                    self.alive = False
+                    self._on_wakeup()
 
     def _sweep(self, now: float) -> None:
         """Close idle connections whose wait is over (``H1Protocol.sweep``)."""

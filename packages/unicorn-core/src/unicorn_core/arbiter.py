@@ -41,6 +41,7 @@ from unicorn_core.errors import (
     WorkerBootError,
 )
 from unicorn_core.logs import Logger, make_logger
+from unicorn_core.operations import Operations
 from unicorn_core.process import (
     Pidfile,
     daemonize,
@@ -167,6 +168,8 @@ class Arbiter:
         self._next_spawn = 0.0
         self.running = False
         self.sidecars = Sidecars(self, self.log)
+        #: control socket, /metrics, recycling by memory and age (operations.py)
+        self.ops = Operations(self)
 
     # gunicorn names, for hooks written against it
     @property
@@ -225,6 +228,7 @@ class Arbiter:
             self.log.info("%s", note)
         self.running = True
         self.sidecars.start()
+        self.ops.start()
         self.cfg.when_ready(self)
         sd_notify("READY=1")
 
@@ -264,6 +268,7 @@ class Arbiter:
                 self.sleep(self._loop_timeout())
                 self.reap_workers()
                 self.murder_workers()
+                self.ops.tick()
                 self.sidecars.tick()
                 self.manage_workers()
         except StopIteration:
@@ -295,12 +300,15 @@ class Arbiter:
     def sleep(self, timeout: float = _LOOP_TIMEOUT) -> None:
         """Wait for a signal or the loop timeout."""
         try:
-            ready, _, _ = select.select([self._pipe[0]], [], [], timeout)
+            readable = [self._pipe[0], *self.ops.read_fds()]
+            ready, writable, _ = select.select(readable, self.ops.write_fds(), [], timeout)
         except OSError as exc:
             if exc.errno != errno.EINTR:
                 raise
             return
-        if ready:
+        if len(ready) > (self._pipe[0] in ready) or writable:
+            self.ops.ready(ready, writable)
+        if self._pipe[0] in ready:
             try:
                 while os.read(self._pipe[0], 4096):
                     pass
@@ -327,7 +335,7 @@ class Arbiter:
         self.listeners = []
         sig = signal.SIGTERM if graceful else signal.SIGQUIT
         deadline = time.monotonic() + self.cfg.graceful_timeout
-        self.kill_workers(sig)
+        self.kill_workers(sig, cause="shutdown")
         self.sidecars.stop(graceful)
         while (self.workers or self.sidecars.running()) and time.monotonic() < deadline:
             self.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
@@ -344,6 +352,7 @@ class Arbiter:
             while (self.workers or self.sidecars.running()) and time.monotonic() < end:
                 self.sleep(0.05)
                 self.reap_workers(halting=True)
+        self.ops.close()
 
     # --- signals ----------------------------------------------------------------------
 
@@ -431,6 +440,7 @@ class Arbiter:
                 self.pidfile.create(self.pid)
         self.timeout = new_cfg.timeout
         self.sidecars.reload()
+        self.ops.reload()
         set_process_title(f"master [{self.proc_name}]")
         for _ in range(new_cfg.workers):
             self.spawn_worker()
@@ -485,13 +495,16 @@ class Arbiter:
     def manage_workers(self) -> None:
         if not self.running:
             return
-        if len(self.workers) < self.num_workers and time.monotonic() >= self._next_spawn:
-            for _ in range(self.num_workers - len(self.workers)):
+        # workers already told to stop are finishing their requests: their
+        # successors start now, and they are not stopped twice
+        active = {pid: w for pid, w in self.workers.items() if w.stop_requested is None}
+        if len(active) < self.num_workers and time.monotonic() >= self._next_spawn:
+            for _ in range(self.num_workers - len(active)):
                 self.spawn_worker()
-        by_age = sorted(self.workers.items(), key=lambda item: item[1].age)
+        by_age = sorted(active.items(), key=lambda item: item[1].age)
         while len(by_age) > self.num_workers:
             pid, _ = by_age.pop(0)
-            self.kill_worker(pid, signal.SIGTERM)
+            self.kill_worker(pid, signal.SIGTERM, cause="retired")
         statsd = self.log.statsd
         if statsd is not None:
             statsd.gauge("workers", len(self.workers))
@@ -529,6 +542,7 @@ class Arbiter:
             worker.pid = pid
             worker.spawned_at = time.monotonic()
             self.workers[pid] = worker
+            self.ops.worker_started(worker)
             return pid
         self._run_worker(worker, env, mask)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -547,6 +561,7 @@ class Arbiter:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             for fd in self._pipe:
                 os.close(fd)
+            self.ops.close_in_child()
             os.environ.update(env)
             worker.pid = os.getpid()
             self.log.info("Booting worker with pid: %s", worker.pid)
@@ -585,19 +600,23 @@ class Arbiter:
                     pass
             os._exit(code)
 
-    def kill_workers(self, sig: int) -> None:
+    def kill_workers(self, sig: int, cause: str = "") -> None:
         for pid in list(self.workers):
-            self.kill_worker(pid, sig)
+            self.kill_worker(pid, sig, cause)
 
-    def kill_worker(self, pid: int, sig: int) -> None:
+    def kill_worker(self, pid: int, sig: int, cause: str = "") -> None:
+        """Signal a worker; ``cause`` names why the master stops it (metrics)."""
         worker = self.workers.get(pid)
         if sig == signal.SIGTERM and worker is not None and worker.stop_requested is None:
             worker.stop_requested = time.monotonic()
+        if cause and worker is not None and not worker.stop_cause:
+            worker.stop_cause = cause
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
             worker = self.workers.pop(pid, None)
             if worker is not None:
+                self.ops.worker_gone(worker, None)
                 worker.heartbeat.close()
 
     def murder_workers(self) -> None:
@@ -638,6 +657,7 @@ class Arbiter:
                 continue
             code = os.waitstatus_to_exitcode(status)
             note = worker.heartbeat.read_note()
+            self.ops.worker_gone(worker, code)
             worker.heartbeat.close()
             if not halting and code == WORKER_BOOT_ERROR:
                 raise HaltServer(f"Worker failed to boot: {note}", WORKER_BOOT_ERROR)

@@ -85,6 +85,53 @@ def _proxy_protocol(value: Any) -> str:
     return mode
 
 
+_HTTP_PROTOCOLS = ("h1", "h2")
+
+
+def _http_protocols(value: Any) -> list[str]:
+    """gunicorn's `h2,h1`: the protocols offered, in order of preference."""
+    if isinstance(value, str):
+        items = [part.strip().lower() for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = [str(v).strip().lower() for v in value]
+    else:
+        raise TypeError("")
+    for item in items:
+        if item not in _HTTP_PROTOCOLS:
+            raise ValueError(f"{item!r} is not one of h1, h2")
+    if not items:
+        raise ValueError("name at least one of h1, h2")
+    if "h2" in items:
+        import importlib.util
+
+        if importlib.util.find_spec("h2") is None:
+            raise ValueError('h2 needs the h2 library: pip install "unicorn[http2]" (or drop h2)')
+    return list(dict.fromkeys(items))
+
+
+def _http2_cleartext(value: Any) -> str:
+    if value is None or value is False:
+        return "off"
+    if value is True:
+        return "prior-knowledge"
+    if not isinstance(value, str):
+        raise TypeError("")
+    mode = value.strip().lower()
+    if mode not in ("off", "prior-knowledge", "upgrade", "both"):
+        raise ValueError("off, prior-knowledge, upgrade or both")
+    return mode
+
+
+def _bounded_int(low: int, high: int) -> Any:
+    def check(value: Any) -> int:
+        number = value if isinstance(value, int) else int(str(value), 0)
+        if not low <= number <= high:
+            raise ValueError(f"must be {low} to {high}")
+        return int(number)
+
+    return check
+
+
 def _header_map(value: Any) -> dict[str, str]:
     if isinstance(value, str):
         import json
@@ -308,6 +355,73 @@ SETTINGS = (
         "with a log line naming this setting.",
     ),
     Setting(
+        name="http_protocols",
+        section="HTTP/2",
+        cli=("--http-protocols",),
+        type=_http_protocols,
+        meta="STRING",
+        default=["h1"],
+        doc="The HTTP versions offered, in order of preference (gunicorn's names): "
+        "`h1`, `h2`, or `h2,h1`. Over TLS they are offered by ALPN; in cleartext, "
+        "HTTP/2 needs `http2_cleartext`. HTTP/2 is served by the `asgi` worker and "
+        "needs the h2 library (`unicorn[http2]`); a worker that cannot carry it "
+        "offers HTTP/1.1 alone and says so at boot.",
+    ),
+    Setting(
+        name="http2_cleartext",
+        section="HTTP/2",
+        cli=("--http2-cleartext",),
+        type=_http2_cleartext,
+        meta="STRING",
+        default="off",
+        doc="HTTP/2 without TLS (h2c), and how it starts: `off`, `prior-knowledge` "
+        "(the connection opens with the HTTP/2 preface), `upgrade` (an HTTP/1.1 "
+        "`Upgrade: h2c` request, answered 101) or `both`. Only peers in "
+        "`forwarded_allow_ips` are considered; from them, on a prior-knowledge-only "
+        "port, anything but the preface is refused with 400. Meant for a trusted "
+        "proxy in front that speaks HTTP/2 upstream; ignored on TLS listeners.",
+    ),
+    Setting(
+        name="http2_max_concurrent_streams",
+        section="HTTP/2",
+        cli=("--http2-max-concurrent-streams",),
+        type=_bounded_int(1, 2**31 - 1),
+        meta="INT",
+        default=100,
+        doc="The most streams (requests) one HTTP/2 connection may have open at "
+        "once; more are refused with REFUSED_STREAM, which clients retry.",
+    ),
+    Setting(
+        name="http2_initial_window_size",
+        section="HTTP/2",
+        cli=("--http2-initial-window-size",),
+        type=_bounded_int(0, 2**31 - 1),
+        meta="INT",
+        default=65535,
+        doc="The flow-control window each stream starts with, in bytes: how much "
+        "request body a client may send ahead of the application reading it.",
+    ),
+    Setting(
+        name="http2_max_frame_size",
+        section="HTTP/2",
+        cli=("--http2-max-frame-size",),
+        type=_bounded_int(16384, 16777215),
+        meta="INT",
+        default=16384,
+        doc="The largest HTTP/2 frame payload accepted, in bytes (16384 to 16777215).",
+    ),
+    Setting(
+        name="http2_max_header_list_size",
+        section="HTTP/2",
+        cli=("--http2-max-header-list-size",),
+        type=_bounded_int(1, 2**31 - 1),
+        meta="INT",
+        default=65536,
+        doc="The largest decoded header list of one HTTP/2 request, in bytes; it "
+        "bounds what HPACK may expand to (compression bombs): over it, the "
+        "connection ends with ENHANCE_YOUR_CALM.",
+    ),
+    Setting(
         name="root_path",
         section=SECTION,
         cli=("--root-path",),
@@ -378,3 +492,19 @@ def edge_options(cfg: object) -> dict:
         ),
         "protocol_allow_setting": "uwsgi_allow_ips" if name == "uwsgi" else "",
     }
+
+
+def http2_options(cfg: object) -> dict:
+    """The HTTP/2 connection's keyword arguments (``unicorn_http.h2.H2Connection``)."""
+    names = (
+        "http2_max_concurrent_streams",
+        "http2_initial_window_size",
+        "http2_max_frame_size",
+        "http2_max_header_list_size",
+    )
+    defaults = {s.name: s.default for s in SETTINGS if s.name in names}
+    options = {}
+    for name in names:
+        value = getattr(cfg, name, None)
+        options[name] = defaults[name] if value is None else value
+    return options

@@ -30,6 +30,7 @@ CORE_SETTING_MODULES = (
     "unicorn_core.sockets",
     "unicorn_core.arbiter",
     "unicorn_core.workers",
+    "unicorn_core.recycling",
     "unicorn_core.http_settings",
     "unicorn_core.tls",
     "unicorn_core.app_loading",
@@ -38,6 +39,8 @@ CORE_SETTING_MODULES = (
     "unicorn_core.process",
     "unicorn_core.logs",
     "unicorn_core.statsd",
+    "unicorn_core.metrics",
+    "unicorn_core.control",
     "unicorn_core.hooks",
     "unicorn_core.tracing",
 )

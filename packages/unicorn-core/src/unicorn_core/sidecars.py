@@ -2,7 +2,9 @@
 
 Contract (docs/seams.md, ``unicorn.sidecars``): the entry point names a class,
 instantiated once as ``Sidecar(cfg, log)``; it has ``name``, ``enabled()``,
-``worker_env()``, ``spawn() -> pid`` and ``cleanup()``. The arbiter
+``worker_env()``, ``spawn() -> pid`` and ``cleanup()``, and may have
+``status() -> dict`` (shown by ``unicornc show dirty`` and ``/metrics``;
+it runs in the master, so it must answer within about a second). The arbiter
 
 * spawns every enabled sidecar at start, before the first HTTP worker forks,
   and passes ``worker_env()`` to every HTTP worker it forks (a new master
@@ -258,6 +260,21 @@ class Sidecars:
 
     def running(self) -> bool:
         return any(h.pid for h in self.handles)
+
+    def statuses(self) -> list[tuple[str, Any]]:
+        """``(name, status)`` of every running sidecar that has the optional
+        ``status()`` (docs/seams.md): the control socket and /metrics show it.
+        A failing ``status()`` is reported as ``{"error": ...}``, never raised."""
+        out: list[tuple[str, Any]] = []
+        for handle in self.handles:
+            status = getattr(handle.sidecar, "status", None)
+            if status is None or not handle.pid or handle.stopping:
+                continue
+            try:
+                out.append((handle.name, status()))
+            except Exception as exc:
+                out.append((handle.name, {"error": f"{type(exc).__name__}: {exc}"}))
+        return out
 
     def _signal(self, handle: _Handle, sig: int) -> None:
         try:

@@ -189,13 +189,37 @@ def default_ssl_context(cfg: Any) -> ssl.SSLContext:
     return ctx
 
 
-def make_ssl_context(cfg: Any) -> ssl.SSLContext | None:
-    """The worker's TLS context, through the ``ssl_context`` hook; None without TLS."""
+_ALPN = {"h2": "h2", "h1": "http/1.1"}
+
+
+def alpn_protocols(cfg: Any, http2: bool) -> list[str]:
+    """ALPN names to offer, in ``http_protocols`` order; h2 only where the worker
+    can carry it, and always HTTP/1.1 as the fallback."""
+    wanted = list(getattr(cfg, "http_protocols", None) or ["h1"])
+    if not http2 and "h2" in wanted:
+        wanted.remove("h2")
+    if "h1" not in wanted:
+        wanted.append("h1")
+    return [_ALPN[p] for p in wanted]
+
+
+def make_ssl_context(cfg: Any, http2: bool = False) -> ssl.SSLContext | None:
+    """The worker's TLS context, through the ``ssl_context`` hook; None without TLS.
+
+    ALPN offers what ``http_protocols`` names (``http2``: the worker can carry
+    HTTP/2), unless the hook built a context of its own without calling the
+    default factory."""
     if not cfg.is_ssl:
         return None
     if not cfg.certfile:
         raise ConfigError("TLS: keyfile is set but certfile is not")
-    ctx = cfg.ssl_context(cfg, lambda: default_ssl_context(cfg))
+
+    def default() -> ssl.SSLContext:
+        ctx = default_ssl_context(cfg)
+        ctx.set_alpn_protocols(alpn_protocols(cfg, http2))
+        return ctx
+
+    ctx = cfg.ssl_context(cfg, default)
     if not isinstance(ctx, ssl.SSLContext):
         raise ConfigError(f"the ssl_context hook returned {ctx!r}, not an ssl.SSLContext")
     return ctx

@@ -14,6 +14,9 @@ What ``run()`` must do (also in the package README, "Writing a worker"):
 * include ``self.wakeup_fd`` in its select/poll set (or asyncio reader): a
   byte arrives there when the worker should re-check ``self.alive``;
 * call ``self.handled_request()`` after each request (max_requests);
+* with ``counts_requests = True``: call ``self.request_started()`` when a
+  request head is parsed and ``self.request_finished(method, status,
+  seconds)`` when its response is done (unicornc's busy/idle, /metrics);
 * call ``self.log.access(...)`` per request when ``self.log.access_enabled``,
   and ``self.pre_request_hook``/``self.post_request_hook`` when not None;
 * stop accepting when ``self.alive`` turns false, finish in-flight requests
@@ -39,8 +42,9 @@ import traceback
 from typing import Any
 
 from unicorn_core.errors import AppImportError, ConfigError, WorkerBootError
-from unicorn_core.heartbeat import Heartbeat
+from unicorn_core.heartbeat import SERVED, STARTED, Heartbeat
 from unicorn_core.hooks import is_default_hook
+from unicorn_core.metrics import instrument
 from unicorn_core.process import (
     drop_privileges,
     process_name,
@@ -245,6 +249,9 @@ class Worker:
     ``Worker(age, ppid, listeners, app_loader, timeout, cfg, log)``.
     """
 
+    #: the worker can serve HTTP/2 (ALPN offers h2 only then)
+    supports_http2 = False
+
     #: signals whose master-side handlers are replaced in the worker
     IGNORED_SIGNALS = (
         signal.SIGHUP,
@@ -281,6 +288,10 @@ class Worker:
         self.stop_requested: float | None = None
         #: monotonic time of the fork, set by the master
         self.spawned_at = 0.0
+        #: why the master stopped this worker (metrics: exits by cause), "" if it did not
+        self.stop_cause = ""
+        #: monotonic time max_worker_lifetime retires it at (0: never), set by the master
+        self.retire_at = 0.0
         self.nr = 0
         self._request_count = itertools.count(1)
         jitter = random.randint(0, cfg.max_requests_jitter) if cfg.max_requests_jitter else 0
@@ -329,10 +340,24 @@ class Worker:
         # next() on a count is atomic under the GIL, unlike += on an attribute:
         # the gthread worker calls this from many threads at once.
         self.nr = count = next(self._request_count)
+        self.heartbeat.counts[SERVED] = count
         if count >= self.max_requests and self.alive:
+            self.heartbeat.set_exit_cause("max_requests")
             self.log.info("Autorestarting worker after current request.")
             self.alive = False
             self.wakeup()
+
+    #: True for a worker class that calls request_started()/request_finished()
+    #: itself; the others are counted through the pre_request and access edges
+    counts_requests = False
+
+    def request_started(self) -> None:
+        """A request head was parsed (busy/idle, in-flight requests): one slot add."""
+        self.heartbeat.counts[STARTED] += 1
+
+    def request_finished(self, method: str, status: int, seconds: float) -> None:
+        """A response is done. Replaced by the metrics recorder when
+        ``metrics_bind`` is set; otherwise does nothing."""
 
     def is_parent_alive(self) -> bool:
         """False once the master that forked us is gone (then exit)."""
@@ -383,7 +408,7 @@ class Worker:
         for fd in (self._wakeup_r, self._wakeup_w):
             os.set_blocking(fd, False)
         self.init_signals()
-        self.ssl_context = make_ssl_context(self.cfg)
+        self.ssl_context = make_ssl_context(self.cfg, http2=self.supports_http2)
         if self.cfg.reload:
             from unicorn_core.reloader import make_reloader
 
@@ -400,6 +425,7 @@ class Worker:
         if self.reloader is not None:
             self.reloader.start()
         self.cfg.post_worker_init(self)
+        instrument(self)
         self.booted = True
         self.notify()
         self.run()
@@ -461,6 +487,7 @@ class Worker:
     def on_source_change(self, path: str) -> None:
         """The reloader saw ``path`` change: stop so the arbiter starts a fresh worker."""
         self.log.info("Worker reloading: %s modified", path)
+        self.heartbeat.set_exit_cause("reloader")
         self.alive = False
         self.wakeup()
         os.kill(os.getpid(), signal.SIGTERM)

@@ -8,6 +8,12 @@ import time
 def app(path: str) -> str:
     if path == "/stuck":
         time.sleep(600)
+    if path == "/hold":  # busy until the test removes the file HOLD_FILE names
+        import os
+
+        deadline = time.monotonic() + 10
+        while os.path.exists(os.environ["HOLD_FILE"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
     return "hello"
 
 

@@ -24,6 +24,8 @@ class Request:
 
 
 class FixedWorker(Worker):
+    counts_requests = True  # calls request_started() / request_finished() itself
+
     def run(self) -> None:
         selector = selectors.DefaultSelector()
         for listener in self.listeners:
@@ -66,6 +68,7 @@ class FixedWorker(Worker):
         method, target, version = head[0].split(" ", 2)
         headers = [tuple(h.split(": ", 1)) for h in head[1:] if ": " in h]
         req = Request(method, target, version, headers)
+        self.request_started()
         if self.pre_request_hook:
             self.pre_request_hook(self, req)
         result = self.wsgi(req.path)
@@ -92,4 +95,5 @@ class FixedWorker(Worker):
                     "REMOTE_PORT": str(addr[1]) if isinstance(addr, tuple) else "",
                 },
             )
+        self.request_finished(method, 200, time.perf_counter() - started)
         self.handled_request()

@@ -51,6 +51,7 @@ import signal
 import socket
 import stat
 import time
+from bisect import bisect_left
 from collections import deque
 
 from . import protocol as P
@@ -101,6 +102,8 @@ MIN_TIMEOUT = 0.1
 # involved take less than this on average: the next call is then already there
 # when a slot frees, instead of one arbiter round trip later.
 PREFETCH_BELOW = 0.25
+#: bounds (seconds) of the call-duration histogram in `status()` (Prometheus' defaults)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 _RECV = 262144
 
 
@@ -270,6 +273,9 @@ class DirtyArbiter:
             "clients_refused": 0,
             "oversized_requests": 0,
         }
+        #: finished calls per LATENCY_BUCKETS slot (the last: longer), and their sum
+        self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
         self.listener: socket.socket | None = None
         self.sel: selectors.BaseSelector | None = None
         self.signals: SignalQueue | None = None
@@ -776,7 +782,10 @@ class DirtyArbiter:
             if call is not None:
                 call.payload = b""
                 if call.state == RUNNING:
-                    self.avg[call.app] += (time.monotonic() - call.sent - self.avg[call.app]) * 0.2
+                    took = time.monotonic() - call.sent
+                    self.avg[call.app] += (took - self.avg[call.app]) * 0.2
+                    self.latency[bisect_left(LATENCY_BUCKETS, took)] += 1
+                    self.latency_sum += took
                 self._finish(call, kind, payload)
                 call.state = DONE
                 if w.retiring:
@@ -1278,6 +1287,14 @@ class DirtyArbiter:
             return
         self._write(client, P.frame(P.RESULT, rid, out))
 
+    def _latency(self) -> dict:
+        """Cumulative `[bound, calls]` pairs (bound None: all calls) and the sum."""
+        pairs, running = [], 0
+        for bound, count in zip((*LATENCY_BUCKETS, None), self.latency, strict=True):
+            running += count
+            pairs.append([bound, running])
+        return {"buckets": pairs, "sum": self.latency_sum}
+
     def status(self) -> dict:
         """What `DirtyClient.status()` returns: workers, per-app queue depth, counters."""
         return {
@@ -1307,5 +1324,6 @@ class DirtyArbiter:
             "clients": len(self.clients),
             "paused_clients": sum(1 for c in self.clients if c.paused),
             "stats": dict(self.stats),
+            "latency": self._latency(),
             "stopping": self.stopping,
         }

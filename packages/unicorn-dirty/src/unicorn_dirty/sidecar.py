@@ -13,10 +13,16 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
+import time
 
 from .backend import make_arbiter
+from .connection import ClientConnection, Failure, Result
 from .settings import MAX_PAYLOAD_ENV, SOCKET_ENV, DirtyConfig
+
+#: how long the master waits for the dirty arbiter's status (it blocks the master's loop)
+STATUS_TIMEOUT = 1.0
 
 
 class DirtySidecar:
@@ -76,6 +82,28 @@ class DirtySidecar:
                 self.log.exception("dirty arbiter crashed")
         finally:
             os._exit(code)
+
+    def status(self) -> dict:
+        """The dirty arbiter's own status (apps, workers, queue depths, counters,
+        call latency), asked over its socket within `STATUS_TIMEOUT` seconds:
+        the master shows it in `unicornc show dirty` and `/metrics`."""
+        conn = ClientConnection()
+        rid, data = conn.status()
+        deadline = time.monotonic() + STATUS_TIMEOUT
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(STATUS_TIMEOUT)
+            sock.connect(self.socket_path)
+            sock.sendall(data)
+            while True:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("the dirty arbiter closed the connection")
+                for event in conn.receive_data(chunk):
+                    if isinstance(event, Result) and event.id == rid:
+                        return event.value
+                    if isinstance(event, Failure) and event.id == rid:
+                        raise ConnectionError(f"the dirty arbiter refused: {event.error}")
 
     def cleanup(self) -> None:
         path = self._path or getattr(self.cfg, "dirty_socket", None)

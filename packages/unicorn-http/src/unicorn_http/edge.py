@@ -56,7 +56,7 @@ METHOD_NAMES = {
     for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 }
 #: ``Request.http_version`` -> the protocol's name (``SERVER_PROTOCOL``, the access log)
-PROTOCOL_NAMES = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2": "HTTP/2"}
+PROTOCOL_NAMES = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2": "HTTP/2", b"3": "HTTP/3"}
 
 _XFF = b"x-forwarded-for"
 _SCRIPT_NAME = b"script_name"
@@ -304,7 +304,9 @@ class RequestInfo:
 
     @property
     def version(self) -> tuple[int, int]:
-        return {b"1.1": (1, 1), b"1.0": (1, 0), b"2": (2, 0)}.get(self.request.http_version, (1, 1))
+        return {b"1.1": (1, 1), b"1.0": (1, 0), b"2": (2, 0), b"3": (3, 0)}.get(
+            self.request.http_version, (1, 1)
+        )
 
     @property
     def headers(self) -> list[tuple[str, str]]:

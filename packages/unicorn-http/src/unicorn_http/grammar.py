@@ -23,7 +23,7 @@ TOKEN_RE = re.compile(TOKEN)
 FIELD_VALUE_BYTES = bytes([9, *range(0x20, 0x7F), *range(0x80, 0x100)])
 # A translation table sending every byte that may not stand in a field value
 # (controls but HTAB, DEL; CR and LF too) to NUL and every other byte to
-# itself. See H1Connection._parse_field_lines.
+# itself. See fields.parse_field_lines.
 FIELD_CLASSES = bytes(b if b in FIELD_VALUE_BYTES else 0 for b in range(256))
 
 # RFC 9112 section 3.2 / RFC 3986: the request-target is made of URI characters.

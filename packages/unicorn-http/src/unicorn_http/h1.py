@@ -33,6 +33,13 @@ status to answer with; after one, the request side is ERROR for good (the
 framing of what follows is unknowable) and the only thing left to do is
 ``send_error(exc)`` and close.
 
+The pieces it is built from, each small and tested alone: the input is a
+``ReceiveBuffer`` (``receivebuffer.py``: no copies, a search that resumes
+where it stopped); field lines are checked by ``fields.py`` (one definition
+of a valid field, for what we read and what we write); what a head says of
+its body and of the connection is ``framing.request_framing``, pure
+functions of the fields; what the connection remembers is a ``HeadMemory``.
+
 A connection remembers what it has checked: request lines and field lines
 it has parsed before (by their exact bytes, 16 KiB of them), and its last
 field block with the framing it implied. Clients repeat themselves on a
@@ -48,11 +55,9 @@ and RFC 9110 (semantics); each check below names its section.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from email.utils import formatdate
 from itertools import repeat
-from operator import itemgetter
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
@@ -67,19 +72,18 @@ from .events import (
     Request,
     Response,
 )
+from .fields import check_field, is_field_name, is_field_value, parse_field_lines
+from .framing import RequestFraming, request_framing
 from .grammar import (
     CHUNK_SIZE_RE,
-    CONTENT_LENGTH_MAX_DIGITS,
-    FIELD_CLASSES,
-    FIELD_VALUE_BYTES,
     FORBIDDEN_TRAILERS,
     HOST_RE,
     HTTP_VERSION_RE,
     OBS_FOLD_RE,
     REASONS,
     TARGET_CLASSES,
-    TCHAR,
 )
+from .receivebuffer import ReceiveBuffer
 
 __all__ = [
     "CLOSED",
@@ -102,24 +106,8 @@ CLOSED = "CLOSED"
 SWITCHED = "SWITCHED"
 ERROR = "ERROR"
 
-_first = itemgetter(0)
-_COLONS = repeat(b":")
-_COLON_SPACES = repeat(b": ")
-
 _KNOWN_METHODS = frozenset(
     (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"CONNECT", b"TRACE")
-)
-# Request headers the parser acts on; every other header is passed through untouched.
-_FRAMING = frozenset(
-    (
-        b"host",
-        b"content-length",
-        b"transfer-encoding",
-        b"connection",
-        b"expect",
-        b"upgrade",
-        b"content-type",
-    )
 )
 # Response headers the serializer acts on.
 _RESPONSE_SPECIAL = frozenset(
@@ -130,8 +118,6 @@ _TE_LINE = (b"transfer-encoding:",)
 _FRAMING_LINES = (b"transfer-encoding:", b"content-length:")
 
 _EMPTY_EOM = EndOfMessage([])
-#: how many bytes of field lines one connection remembers (see _seen_fields)
-_SEEN_FIELDS_BYTES = 16384
 _REDRAIN = object()  # internal: a nested drain unwinds to the draining loop
 
 
@@ -181,7 +167,7 @@ def _status_line(status: int, reason: bytes) -> bytes:
         if line is not None:
             return line
         reason = REASONS.get(status, b"Unknown")
-    elif reason.translate(None, FIELD_VALUE_BYTES):
+    elif not is_field_value(reason):
         raise LocalProtocolError(f"CR, LF or a control byte in reason phrase {reason!r}")
     return b"HTTP/1.1 %d %b\r\n" % (status, reason)
 
@@ -210,85 +196,139 @@ def _remember(table: dict, pair: tuple[bytes, bytes], line: bytes, entry: object
 
 def _field_line(pair: tuple[bytes, bytes], name: bytes, value: bytes) -> bytes:
     """The header line for an ordinary response field, checked (and remembered)."""
-    if not name or name.translate(None, TCHAR):
-        raise LocalProtocolError(f"invalid response header name {name!r}")
-    if value.translate(None, FIELD_VALUE_BYTES):
-        raise LocalProtocolError(f"CR, LF, NUL or a control byte in header {name!r}")
+    check_field(name, value)
     line = name + b": " + value + _CRLF
     _remember(_RESPONSE_LINES, pair, line, line)
     return line
+
+
+class HeadMemory:
+    """What one connection remembers of the request heads it has parsed.
+
+    Clients repeat most of their head on every request of a keep-alive
+    connection, so a line seen before skips the checks it passed then:
+
+    - ``lines``: request line -> (method, target, version, path, query);
+    - ``fields``: field line -> its (name, value) pair;
+    - ``block`` / ``block_version`` / ``block_headers`` / ``block_framing``:
+      the last field block whole, the version it was judged under, its pairs
+      and its :class:`~unicorn_http.framing.RequestFraming`: the same block
+      again costs one comparison.
+
+    ``lines`` and ``fields`` share a budget of ``BUDGET`` bytes of keys (the
+    block is kept only when it fits the budget too); when it is spent both
+    are forgotten and filled again. Only what passed every check is kept.
+    """
+
+    __slots__ = (
+        "block",
+        "block_framing",
+        "block_headers",
+        "block_version",
+        "fields",
+        "lines",
+        "size",
+    )
+
+    #: bytes of request and field lines one connection remembers
+    BUDGET = 16384
+
+    def __init__(self) -> None:
+        self.lines: dict[bytes, tuple[bytes, bytes, bytes, bytes, bytes]] = {}
+        self.fields: dict[bytes, tuple[bytes, bytes]] = {}
+        #: bytes of keys in ``lines`` and ``fields``
+        self.size = 0
+        self.block: bytes | None = None
+        self.block_version: bytes | None = None
+        self.block_headers: tuple = ()
+        self.block_framing: RequestFraming | None = None
+
+    def room(self, size: int) -> bool:
+        """Whether ``size`` more bytes of lines may be remembered (forgetting the
+        older ones when the budget is spent)."""
+        size += self.size
+        if size > self.BUDGET:
+            self.fields.clear()
+            self.lines.clear()
+            size -= self.size
+            if size > self.BUDGET:
+                self.size = 0
+                return False
+        self.size = size
+        return True
+
+    def keep_block(
+        self, block: bytes, version: bytes, headers: Headers, framing: RequestFraming
+    ) -> None:
+        """Remember ``block`` as the last field block, if it is not too large."""
+        if len(block) <= self.BUDGET:
+            self.block = block
+            self.block_version = version
+            self.block_headers = tuple(headers)
+            self.block_framing = framing
 
 
 def _unlimited(n: int) -> int:
     return n if n > 0 else 1 << 62
 
 
-#: constructor options -> the attributes of a fresh H1Connection with them
-_STARTS: dict[tuple, dict[str, object]] = {}
+class _Options:
+    """The options of an ``H1Connection``, prepared once for every connection
+    made with the same constructor arguments (limits, 0 made unlimited)."""
 
+    __slots__ = (
+        "limit_chunk_extensions",
+        "limit_request_field_size",
+        "limit_request_fields",
+        "limit_request_line",
+        "limit_trailer_size",
+        "max_body_size",
+        "max_chunk_line",
+        "max_drain",
+        "max_head",
+        "permit_obsolete_folding",
+        "send_date",
+        "server_line",
+    )
 
-def _start_state(
-    limit_request_line: int,
-    limit_request_fields: int,
-    limit_request_field_size: int,
-    limit_chunk_extensions: int,
-    limit_trailer_size: int,
-    max_body_size: int,
-    max_drain: int,
-    server: bytes | None,
-    send_date: bool,
-    permit_obsolete_folding: bool,
-) -> dict[str, object]:
-    """The attributes of a fresh ``H1Connection``: its options (limits, 0 made
-    unlimited) and the state of a connection that has seen nothing yet."""
-    line = _unlimited(limit_request_line)
-    fields = _unlimited(limit_request_fields)
-    field_size = _unlimited(limit_request_field_size)
-    extensions = _unlimited(limit_chunk_extensions)
-    return {
-        "limit_request_line": line,
-        "limit_request_fields": fields,
-        "limit_request_field_size": field_size,
-        "limit_chunk_extensions": extensions,
-        "_max_chunk_line": extensions + 16,
-        "limit_trailer_size": _unlimited(limit_trailer_size),
-        "max_body_size": _unlimited(max_body_size),
-        "max_drain": max_drain,
+    def __init__(
+        self,
+        limit_request_line: int,
+        limit_request_fields: int,
+        limit_request_field_size: int,
+        limit_chunk_extensions: int,
+        limit_trailer_size: int,
+        max_body_size: int,
+        max_drain: int,
+        server: bytes | None,
+        send_date: bool,
+        permit_obsolete_folding: bool,
+    ) -> None:
+        line = self.limit_request_line = _unlimited(limit_request_line)
+        fields = self.limit_request_fields = _unlimited(limit_request_fields)
+        field_size = self.limit_request_field_size = _unlimited(limit_request_field_size)
+        extensions = self.limit_chunk_extensions = _unlimited(limit_chunk_extensions)
+        self.max_chunk_line = extensions + 16
+        self.limit_trailer_size = _unlimited(limit_trailer_size)
+        self.max_body_size = _unlimited(max_body_size)
+        self.max_drain = max_drain
         # RFC 9112 section 5.2: obs-fold is refused unless asked for; then each
         # fold becomes one SP before the fields are parsed.
-        "permit_obsolete_folding": permit_obsolete_folding,
+        self.permit_obsolete_folding = permit_obsolete_folding
         # Longest head we wait for: a request line and every field at its limit.
-        "_max_head": min(
+        self.max_head = min(
             line + 2 + min(fields, 1 << 20) * (min(field_size, 1 << 20) + 2) + 2, 1 << 30
-        ),
-        "_server_line": b"Server: " + server + _CRLF if server else b"",
-        "_send_date": send_date,
-        "_buf": b"",
-        "_pos": 0,
-        "_eof": False,
-        "_scan": 0,
-        "their_state": IDLE,
-        "our_state": IDLE,
-        # the request being answered (None before the first head)
-        "request": None,
-        "_body_left": 0,
-        "_body_seen": 0,
-        "_ext_seen": 0,
-        "_draining": False,
-        "_in_drain": False,
-        "_drained": 0,
-        # set False to end the connection after the current response
-        # (max_requests, shutdown); the response then carries Connection: close
-        "keep_alive": True,
-        "_framing": _NO_BODY,
-        "_out_left": 0,
-        "_sent_continue": False,
-        "_error": None,
-        # bytes of lines remembered in _seen_lines and _seen_fields
-        "_seen_size": 0,
-        # the last request's field block: (bytes, version, pairs, framing)
-        "_last_block": (None, None, (), None),
-    }
+        )
+        self.server_line = b"Server: " + server + _CRLF if server else b""
+        self.send_date = send_date
+
+
+#: constructor arguments -> their prepared options
+_PREPARED: dict[tuple, _Options] = {}
+
+
+def _option(name: str) -> property:
+    return property(lambda self: getattr(self._options, name), doc=f"the ``{name}`` option")
 
 
 class H1Connection:
@@ -302,10 +342,45 @@ class H1Connection:
     away to keep the connection (0: never; the connection closes instead).
     """
 
+    __slots__ = (
+        # a worker may hold a connection weakly (and tests check it is freed)
+        "__weakref__",
+        "_body_left",
+        "_body_seen",
+        "_drained",
+        "_draining",
+        "_error",
+        "_ext_seen",
+        "_framing",
+        "_in",
+        "_in_drain",
+        "_memory",
+        "_options",
+        "_out_left",
+        "_sent_continue",
+        "keep_alive",
+        "next_event",
+        "our_state",
+        "request",
+        "their_state",
+    )
+
     #: ``next_event() -> Request | Data | EndOfMessage | ConnectionClosed | NEED_DATA | PAUSED``:
     #: the next request event; raises ``RemoteProtocolError``. It is rebound to the
     #: reader of the current state at each transition.
     next_event: Callable[[], Event | object]
+
+    #: HTTP/1.1 names no client of its own: the socket (or a PROXY header) does
+    origin = None
+
+    limit_request_line = _option("limit_request_line")
+    limit_request_fields = _option("limit_request_fields")
+    limit_request_field_size = _option("limit_request_field_size")
+    limit_chunk_extensions = _option("limit_chunk_extensions")
+    limit_trailer_size = _option("limit_trailer_size")
+    max_body_size = _option("max_body_size")
+    max_drain = _option("max_drain")
+    permit_obsolete_folding = _option("permit_obsolete_folding")
 
     def __init__(
         self,
@@ -321,7 +396,9 @@ class H1Connection:
         send_date: bool = True,
         permit_obsolete_folding: bool = False,
     ) -> None:
-        options = (
+        # A server makes one connection per client, a sync worker one per
+        # request: the options are prepared once per set of arguments.
+        args = (
             limit_request_line,
             limit_request_fields,
             limit_request_field_size,
@@ -333,76 +410,53 @@ class H1Connection:
             send_date,
             permit_obsolete_folding,
         )
-        start = _STARTS.get(options)
-        if start is None:
-            start = _start_state(*options)
-            if len(_STARTS) < 64:
-                _STARTS[options] = start
-        # One C-level update sets the options and the state of a fresh connection;
-        # a server makes one connection per client, a sync worker one per request.
-        self.__dict__ = start.copy()
-        # Unconsumed input is _buf[_pos:] followed by the pieces in _more. Readers
-        # move _pos instead of slicing off what they consumed, which would copy
-        # the rest of the buffer for every chunk and every pipelined request.
-        self._more: deque[bytes] = deque()
+        options = _PREPARED.get(args)
+        if options is None:
+            options = _Options(*args)
+            if len(_PREPARED) < 64:
+                _PREPARED[args] = options
+        self._options = options
+        self._in = ReceiveBuffer()
+        self.their_state = IDLE
+        self.our_state = IDLE
+        #: the request being answered (None before the first head)
+        self.request: Request | None = None
+        self._body_left = 0
+        self._body_seen = 0
+        self._ext_seen = 0
+        self._draining = False
+        self._in_drain = False
+        self._drained = 0
+        #: set False to end the connection after the current response
+        #: (max_requests, shutdown); the response then carries Connection: close
+        self.keep_alive = True
+        self._framing = _NO_BODY
+        self._out_left = 0
+        self._sent_continue = False
+        self._error: RemoteProtocolError | None = None
+        self._memory = HeadMemory()
         self.next_event = self._read_head
-        # Request lines and field lines of earlier requests on this connection ->
-        # what they parsed to. Clients repeat most of their head on every request
-        # of a connection; a line seen before skips the checks it passed then.
-        self._seen_fields: dict[bytes, tuple[bytes, bytes]] = {}
-        self._seen_lines: dict[bytes, tuple[bytes, bytes, bytes, bytes, bytes]] = {}
 
     # ------------------------------------------------------------------ input
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes read from the socket; ``b""`` means the peer closed its side."""
-        if data:
-            if self._eof:
-                raise LocalProtocolError("received data after end of file")
-            # _buf may be empty while _more is not (a body reader took a piece
-            # from _more whole): new bytes still go behind the waiting ones.
-            if self._buf or self._more:
-                self._more.append(data)
-            else:
-                self._buf = data
-        else:
-            self._eof = True
-
-    #: HTTP/1.1 names no client of its own: the socket (or a PROXY header) does
-    origin = None
+        self._in.feed(data)
 
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """Bytes received past the end of what was parsed (after a protocol switch), and EOF."""
-        return self._join(), self._eof
-
-    def _join(self) -> bytes:
-        """All unconsumed input as one string, from offset 0 (``_pos`` becomes 0)."""
-        buf = self._buf
-        if self._pos:
-            buf = buf[self._pos :]
-            self._pos = 0
-        if self._more:
-            self._more.appendleft(buf)
-            buf = b"".join(self._more)
-            self._more.clear()
-        self._buf = buf
-        return buf
-
-    def _advance(self, buf: bytes, to: int) -> None:
-        """Mark ``buf[:to]`` consumed (``buf`` is what ``_buf`` holds or will hold)."""
-        if to >= len(buf):
-            self._buf = b""
-            self._pos = 0
-        else:
-            self._buf = buf
-            self._pos = to
+        return self._in.join(), self._in.eof
 
     def _fail(self, reason: str, status: int = 400) -> RemoteProtocolError:
+        return self._refuse(RemoteProtocolError(reason, status))
+
+    def _refuse(self, error: RemoteProtocolError) -> RemoteProtocolError:
+        """Enter ERROR for good: every later ``next_event()`` raises ``error`` again."""
         self.their_state = ERROR
-        self._error = RemoteProtocolError(reason, status)
-        self.next_event = _Raise(self._error)
-        return self._error
+        self._error = error
+        self.next_event = _Raise(error)
+        return error
 
     # In the end states next_event is a callable that holds no reference to the
     # connection: while it is a bound method the connection is a reference cycle,
@@ -411,19 +465,17 @@ class H1Connection:
     # ------------------------------------------------------------ request head
 
     def _read_head(self) -> Event | object:
-        buf = self._buf
-        pos = self._pos
-        if self._more:
-            buf = self._join()
-            pos = 0
-        end = buf.find(b"\r\n\r\n", pos + self._scan)
-        if end < 0:
-            if not buf and not self._eof:
+        inp = self._in
+        scanned = inp.scan
+        head = inp.take_until(b"\r\n\r\n")
+        if head is None:
+            if not inp.buf and not inp.eof:
                 return NEED_DATA
-            return self._head_incomplete(self._join())
-        if buf[pos] == 13 and buf.startswith(_CRLF, pos):
-            buf = self._join()
+            return self._head_incomplete(inp.join(), scanned)
+        if not head or (head[0] == 13 and head.startswith(_CRLF)):
             # RFC 9112 section 2.2: ignore empty lines received before the request-line.
+            inp.unread(head + b"\r\n\r\n")
+            buf = inp.join()
             stripped = buf.lstrip(b"\r\n")
             skipped = len(buf) - len(stripped)
             if skipped > 16 or (stripped and buf[:skipped] != _CRLF * (skipped // 2)):
@@ -431,20 +483,16 @@ class H1Connection:
             if not stripped:
                 # Keep them until the request line starts: a CR may await its LF, and
                 # the limit must count every empty line however the reads split them.
-                return self._head_incomplete(buf)
-            self._buf = stripped
-            self._scan = 0
+                return self._head_incomplete(buf, 0)
+            inp.advance(buf, skipped)
             return self._read_head()
-        head = buf[pos:end]
-        end += 4
-        if end < len(buf):
-            self._buf = buf
-            self._pos = end
-        else:
-            self._buf = b""
-            self._pos = 0
-        self._scan = 0
-        return self.start_request(self._parse_head(head))
+        try:
+            req = self._parse_head(head)
+        except RemoteProtocolError as error:
+            # The head's parts (fields.py, framing.py) raise; the connection
+            # records the refusal once, here.
+            raise self._refuse(error) from None
+        return self.start_request(req)
 
     def start_request(self, req: Request) -> Request:
         """Take ``req`` as the request being read; its body follows in this
@@ -468,18 +516,22 @@ class H1Connection:
             self.next_event = self._read_end
         return req
 
-    def _head_incomplete(self, buf: bytes) -> object:
+    def _head_incomplete(self, buf: bytes, scanned: int) -> object:
+        """No whole head yet in ``buf`` (all the unconsumed input): refuse what
+        can already be refused, or wait; ``scanned`` bytes were seen before."""
         le = buf.find(b"\r\n")
-        if (le < 0 and len(buf) > self.limit_request_line + 2) or le > self.limit_request_line:
+        if (
+            le < 0 and len(buf) > self._options.limit_request_line + 2
+        ) or le > self._options.limit_request_line:
             raise self._fail(
-                f"request line longer than limit_request_line ({self.limit_request_line} bytes)",
+                f"request line longer than limit_request_line ({self._options.limit_request_line} bytes)",
                 414,
             )
-        if len(buf) > self._max_head:
+        if len(buf) > self._options.max_head:
             raise self._fail("request head larger than the header limits allow", 431)
-        # Bytes before self._scan were checked by the previous call: counting the
+        # Bytes before ``scanned`` were checked by the previous call: counting the
         # whole head again at every read would make a trickled head cost O(n^2).
-        s = self._scan
+        s = scanned
         if not s and buf[:1] == b"\x16":
             # A TLS record (ClientHello) on a plain-HTTP listener: say so at once
             # instead of waiting for an end of line that never comes.
@@ -490,185 +542,82 @@ class H1Connection:
         if buf.count(b"\r", s) - buf.endswith(b"\r") != buf.count(b"\r\n", s):
             # RFC 9112 section 2.2: nor is a bare CR; a CR at the very end may await its LF.
             raise self._fail("bare CR in request head (lines must end with CRLF)")
-        if self._eof:
+        if self._in.eof:
             if not buf.strip(b"\r\n"):
                 self.their_state = CLOSED
                 self.next_event = _ALWAYS_CLOSED
                 return _CLOSED_EVENT
             raise self._fail("connection closed in the middle of a request head")
-        # The terminator may straddle the next read: rescan only the last three bytes.
-        self._scan = max(0, len(buf) - 3)
         return NEED_DATA
 
     def _parse_head(self, head: bytes) -> Request:
-        if self.permit_obsolete_folding and (b"\r\n " in head or b"\r\n\t" in head):
+        """The request a head (without its final CRLFCRLF) says; raises
+        ``RemoteProtocolError``, which ``_read_head`` records."""
+        options = self._options
+        if options.permit_obsolete_folding and (b"\r\n " in head or b"\r\n\t" in head):
             head = OBS_FOLD_RE.sub(b" ", head)
         line, _, block = head.partition(b"\r\n")
+        memory = self._memory
         # A request line this connection has sent before was checked then.
-        known = self._seen_lines.get(line)
+        known = memory.lines.get(line)
         if known is None:
             known = self._parse_request_line(line)
         method, target, http_version, path, query = known
-        last = self._last_block
-        if block == last[0] and http_version == last[1]:
+        if block == memory.block and http_version == memory.block_version:
             # The very fields of the last request: the same pairs, the same framing.
-            headers = list(last[2])
-            keep_alive, expect_continue, upgrade, content_length, chunked = last[3]
+            headers = list(memory.block_headers)
+            framing = memory.block_framing
         else:
-            headers, framing = self._parse_block(block, http_version)
-            if len(block) <= _SEEN_FIELDS_BYTES:
-                self._last_block = (block, http_version, tuple(headers), framing)
-            keep_alive, expect_continue, upgrade, content_length, chunked = framing
-        return Request(
-            method,
-            target,
-            headers,
-            http_version,
-            path,
-            query,
-            keep_alive,
-            expect_continue,
-            upgrade,
-            content_length,
-            chunked,
-        )
-
-    def _parse_block(self, block: bytes, http_version: bytes) -> tuple[Headers, tuple]:
-        """The field block of a request head: its (name, value) pairs, and what they
-        say of the framing: (keep_alive, expect_continue, upgrade, content_length, chunked)."""
-        if block:
-            lines = block.split(b"\r\n")
-            seen = self._seen_fields
-            if len(lines) > self.limit_request_fields:
-                raise self._fail(
-                    f"more than limit_request_fields ({self.limit_request_fields}) header fields",
-                    431,
+            headers = self._parse_block(block, memory, options)
+            framing = request_framing(headers, http_version)
+            if (
+                framing.content_length is not None
+                and framing.content_length > options.max_body_size
+            ):
+                raise RemoteProtocolError(
+                    f"request body over the limit of {options.max_body_size} bytes", 413
                 )
-            try:
-                # A line this connection has sent before was checked then: its
-                # (name, value) pair is reused as it is.
-                headers = [seen[line] for line in lines]
-            except KeyError:
-                headers = self._parse_field_lines(lines, block, False)
-                if self._room(len(block)):
-                    seen.update(zip(lines, headers, strict=True))
-        else:
-            headers = []
+            memory.keep_block(block, http_version, headers, framing)
+        return Request(method, target, headers, http_version, path, query, *framing)
 
-        keep_alive = http_version == b"1.1"
-        content_length = None
-        chunked = False
-        expect_continue = False
-        upgrade = None
-        hosts = 0
-        content_types = 0
-        connection = b""
-        te = None
-        for name, value in headers:
-            if name not in _FRAMING:
-                continue
-            if name == b"host":
-                hosts += 1
-                # A plain name (letters, digits, dots, hyphens) needs no regex.
-                if not value.replace(b".", b"").replace(b"-", b"").isalnum() and not (
-                    HOST_RE.fullmatch(value)
-                ):
-                    raise self._fail("invalid Host header (RFC 9110 section 7.2)")
-            elif name == b"content-length":
-                # RFC 9112 section 6.3 point 5: a list or a repeat is unrecoverable framing.
-                if content_length is not None:
-                    raise self._fail("more than one Content-Length (RFC 9112 section 6.3)")
-                if (
-                    not value.isdigit()
-                    or not value.isascii()
-                    or len(value) > CONTENT_LENGTH_MAX_DIGITS
-                ):
-                    raise self._fail(
-                        "Content-Length must be digits only (RFC 9112 section 6.3, RFC 9110 section 8.6)"
-                    )
-                content_length = int(value)
-            elif name == b"transfer-encoding":
-                te = value if te is None else te + b"," + value
-            elif name == b"connection":
-                connection = value.lower() if not connection else connection + b"," + value.lower()
-            elif name == b"expect":
-                if value.lower() != b"100-continue":
-                    raise self._fail("unsupported expectation (RFC 9110 section 10.1.1)", 417)
-                expect_continue = http_version == b"1.1"
-            elif name == b"content-type":
-                # RFC 9110 section 5.3: a singleton field cannot be combined into a
-                # list; a repeat is read differently by different parsers.
-                content_types += 1
-                if content_types > 1:
-                    raise self._fail("more than one Content-Type (RFC 9110 section 5.3)")
-            else:
-                upgrade = value.lower()
-
-        # RFC 9112 section 3.2: a 1.1 request without exactly one Host is a 400; so is a repeat in 1.0.
-        if hosts != 1 and (http_version == b"1.1" or hosts > 1):
-            raise self._fail(
-                "missing Host header"
-                if hosts == 0
-                else "more than one Host header (RFC 9112 section 3.2)"
+    def _parse_block(self, block: bytes, memory: HeadMemory, options: _Options) -> Headers:
+        """The (name, value) pairs of a request head's field block, checked."""
+        if not block:
+            return []
+        lines = block.split(b"\r\n")
+        if len(lines) > options.limit_request_fields:
+            raise RemoteProtocolError(
+                f"more than limit_request_fields ({options.limit_request_fields}) header fields",
+                431,
             )
-
-        if te is not None:
-            # RFC 9112 section 6.1: Transfer-Encoding is HTTP/1.1; in 1.0 the framing is faulty.
-            if http_version == b"1.0":
-                raise self._fail("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 section 6.1)")
-            # RFC 9112 section 6.3 point 3: TE and CL together are a smuggling attempt; refuse.
-            if content_length is not None:
-                raise self._fail(
-                    "both Transfer-Encoding and Content-Length (RFC 9112 section 6.3; request smuggling)"
-                )
-            # RFC 9110 section 5.6.1: empty list elements do not count.
-            codings = [c for c in (x.strip(b" \t") for x in te.lower().split(b",")) if c]
-            if not codings:
-                raise self._fail("empty Transfer-Encoding (RFC 9112 section 6.1)")
-            # RFC 9112 section 6.3 point 4: chunked must be the final coding, applied once.
-            if codings[-1] != b"chunked":
-                raise self._fail(
-                    "Transfer-Encoding must end with chunked (RFC 9112 section 6.3); body length unknowable"
-                )
-            if codings.count(b"chunked") > 1:
-                raise self._fail("chunked applied more than once (RFC 9112 section 7)")
-            if len(codings) > 1:
-                raise self._fail(
-                    "transfer coding " + codings[0].decode("latin-1") + " is not supported", 501
-                )
-            chunked = True
-
-        if content_length is not None and content_length > self.max_body_size:
-            raise self._fail(f"request body over the limit of {self.max_body_size} bytes", 413)
-
-        if connection == b"keep-alive" and upgrade is None:
-            keep_alive = True
-        elif connection:
-            tokens = [t.strip(b" \t") for t in connection.split(b",")]
-            if b"close" in tokens:
-                keep_alive = False
-            elif b"keep-alive" in tokens:
-                keep_alive = True
-            # RFC 9110 section 7.8: a server MUST ignore Upgrade in an HTTP/1.0 request.
-            if upgrade is not None and (b"upgrade" not in tokens or http_version == b"1.0"):
-                upgrade = None
-        else:
-            upgrade = None
-
-        return headers, (keep_alive, expect_continue, upgrade, content_length, chunked)
+        seen = memory.fields
+        try:
+            # A line this connection has sent before was checked then: its
+            # (name, value) pair is reused as it is.
+            return [seen[line] for line in lines]
+        except KeyError:
+            pass
+        headers = parse_field_lines(
+            lines, block, False, options.limit_request_fields, options.limit_request_field_size
+        )
+        if memory.room(len(block)):
+            seen.update(zip(lines, headers, strict=True))
+        return headers
 
     def _parse_request_line(self, line: bytes) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         """(method, target, version, path, query) of a request line, checked."""
-        if len(line) > self.limit_request_line:
-            raise self._fail(
-                f"request line longer than limit_request_line ({self.limit_request_line} bytes)",
+        if len(line) > self._options.limit_request_line:
+            raise RemoteProtocolError(
+                f"request line longer than limit_request_line ({self._options.limit_request_line} bytes)",
                 414,
             )
 
         # RFC 9112 section 3: request-line = method SP request-target SP HTTP-version
         parts = line.split(b" ")
         if len(parts) != 3:
-            raise self._fail("malformed request line (expected METHOD SP TARGET SP VERSION)")
+            raise RemoteProtocolError(
+                "malformed request line (expected METHOD SP TARGET SP VERSION)"
+            )
         method, target, version = parts
         if version == b"HTTP/1.1":
             http_version = b"1.1"
@@ -676,36 +625,44 @@ class H1Connection:
             http_version = b"1.0"
         elif match := HTTP_VERSION_RE.fullmatch(version):
             if match.group(1) != b"1":
-                raise self._fail(f"HTTP version {version.decode('ascii')} is not supported", 505)
+                raise RemoteProtocolError(
+                    f"HTTP version {version.decode('ascii')} is not supported", 505
+                )
             # RFC 9110 section 2.5: a higher minor version is processed as the highest we have.
             http_version = b"1.1"
         else:
-            raise self._fail("malformed HTTP version in request line")
-        if method not in _KNOWN_METHODS and (not method or method.translate(None, TCHAR)):
-            raise self._fail("request method is not a token (RFC 9110 section 9.1)")
+            raise RemoteProtocolError("malformed HTTP version in request line")
+        if method not in _KNOWN_METHODS and not is_field_name(method):
+            raise RemoteProtocolError("request method is not a token (RFC 9110 section 9.1)")
         if not target or target.translate(TARGET_CLASSES).count(0):
-            raise self._fail("request target is empty or holds control, space or DEL bytes")
+            raise RemoteProtocolError(
+                "request target is empty or holds control, space or DEL bytes"
+            )
 
         # RFC 9112 section 3.2: the four forms of request-target.
         first = target[0]
         if first == 47:  # "/": origin-form
             path, _, query = target.partition(b"?")
             if method == b"CONNECT":
-                raise self._fail("CONNECT needs an authority-form target (RFC 9112 section 3.2.3)")
+                raise RemoteProtocolError(
+                    "CONNECT needs an authority-form target (RFC 9112 section 3.2.3)"
+                )
         elif method == b"CONNECT":
             if not HOST_RE.fullmatch(target) or b":" not in target:
-                raise self._fail("CONNECT target must be host:port (RFC 9112 section 3.2.3)")
+                raise RemoteProtocolError(
+                    "CONNECT target must be host:port (RFC 9112 section 3.2.3)"
+                )
             path, query = target, b""
         elif target == b"*":
             if method != b"OPTIONS":
-                raise self._fail(
+                raise RemoteProtocolError(
                     "asterisk-form target is only for OPTIONS (RFC 9112 section 3.2.4)"
                 )
             path, query = target, b""
         else:
             scheme, sep, rest = target.partition(b"://")
             if not sep or not scheme.isalpha():
-                raise self._fail(
+                raise RemoteProtocolError(
                     "request target is not origin, absolute, authority or asterisk form"
                 )
             slash = rest.find(b"/")
@@ -718,99 +675,26 @@ class H1Connection:
                 path = b"/"
 
         parsed = (method, target, http_version, path, query)
-        if self._room(len(line)):
-            self._seen_lines[line] = parsed
+        memory = self._memory
+        if memory.room(len(line)):
+            memory.lines[line] = parsed
         return parsed
-
-    def _room(self, size: int) -> bool:
-        """Whether ``size`` more bytes of lines may be remembered (forgetting the
-        older ones when the connection's budget is spent)."""
-        size += self._seen_size
-        if size > _SEEN_FIELDS_BYTES:
-            self._seen_fields.clear()
-            self._seen_lines.clear()
-            size -= self._seen_size
-            if size > _SEEN_FIELDS_BYTES:
-                self._seen_size = 0
-                return False
-        self._seen_size = size
-        return True
 
     def _parse_fields(self, block: bytes) -> Headers:
         """Split and check a field block (a trailer section)."""
-        if self.permit_obsolete_folding:
+        options = self._options
+        if options.permit_obsolete_folding:
             block = OBS_FOLD_RE.sub(b" ", block)
-        return self._parse_field_lines(block.split(b"\r\n"), block, False)
-
-    def _parse_field_lines(
-        self, lines: list[bytes], text: bytes, after_request_line: bool
-    ) -> Headers:
-        """Check field lines (RFC 9112 section 5) in a handful of C-level passes.
-
-        ``text`` is what the lines were split from, with the request line in
-        front when ``after_request_line``. ``FIELD_CLASSES`` maps every byte that
-        may not stand in a field value (controls, DEL, CR, LF) to NUL, so in a
-        clean head the NULs are exactly the CRLFs the split consumed: one count
-        finds a control byte, a bare CR and a bare LF alike. Lines are split at
-        ": " first, which leaves most values needing no strip (and so no copy);
-        a line that does not fit that mould sends the block down the general
-        path, which splits at ":" and strips.
-        """
-        count = len(lines)
-        if count > self.limit_request_fields:
-            raise self._fail(
-                f"more than limit_request_fields ({self.limit_request_fields}) header fields", 431
+        try:
+            return parse_field_lines(
+                block.split(b"\r\n"),
+                block,
+                False,
+                options.limit_request_fields,
+                options.limit_request_field_size,
             )
-        # A field line counts with its CRLF, as gunicorn counts it.
-        limit = self.limit_request_field_size
-        if len(text) + 2 > limit and max(map(len, lines)) + 2 > limit:
-            raise self._fail(
-                f"a header field is longer than limit_request_field_size ({limit} bytes)", 431
-            )
-        if text.translate(FIELD_CLASSES).count(0) != 2 * (count - 1 + after_request_line):
-            if after_request_line and text[: text.find(b"\r\n")].translate(None, FIELD_VALUE_BYTES):
-                raise self._fail("control byte in the request line (RFC 9112 section 3)")
-            raise self._fail(self._explain_fields(lines))
-        pairs = list(map(bytes.partition, lines, _COLON_SPACES))
-        # Joined with "-", an empty name shows as a leading, trailing or doubled "-".
-        names = b"-".join(map(_first, pairs))
-        if (
-            names[:1] == b"-"
-            or names[-1:] == b"-"
-            or b"--" in names
-            or not names.replace(b"-", b"").isalnum()
-        ):
-            # General path: no space after a colon, a rarer token character, or an error.
-            pairs = list(map(bytes.partition, lines, _COLONS))
-            names = b"".join(map(_first, pairs))
-            if names.translate(None, TCHAR) or not all(map(_first, pairs)):
-                raise self._fail(self._explain_fields(lines))
-        # A line without a colon has no separator: it drops out here and the count tells.
-        headers = [(name.lower(), value.strip()) for name, sep, value in pairs if sep]
-        if len(headers) != count:
-            raise self._fail(self._explain_fields(lines))
-        return headers
-
-    @staticmethod
-    def _explain_fields(lines: list[bytes]) -> str:
-        """Slow path: say precisely what is wrong with a field block that failed the fast checks."""
-        for line in lines:
-            if line[:1] in (b" ", b"\t"):
-                return "obsolete line folding in a header (RFC 9112 section 5.2)"
-            if b"\r" in line or b"\n" in line:
-                return "bare CR or LF in a header (RFC 9112 section 2.2)"
-            name, sep, value = line.partition(b":")
-            if not sep:
-                return "header line without a colon (RFC 9112 section 5)"
-            if not name:
-                return "empty header name (RFC 9110 section 5.1)"
-            if name[-1:] in (b" ", b"\t"):
-                return "whitespace between header name and colon (RFC 9112 section 5.1; request smuggling)"
-            if name.translate(None, TCHAR):
-                return "header name is not a token (RFC 9110 section 5.1)"
-            if value.translate(None, FIELD_VALUE_BYTES):
-                return "control character in a header value (RFC 9110 section 5.5)"
-        return "malformed header block"
+        except RemoteProtocolError as error:
+            raise self._refuse(error) from None
 
     # ------------------------------------------------------------ request body
 
@@ -825,28 +709,12 @@ class H1Connection:
 
     def _take_body(self, then: Callable[[], Event | object]) -> Event | object:
         """The next piece of a body whose remaining length is ``_body_left``; ``then`` reads on."""
-        buf = self._buf
-        pos = self._pos
-        if pos == len(buf):
-            if self._more:
-                buf = self._more.popleft()
-                pos = 0
-            elif self._eof:
-                raise self._fail(
-                    f"connection closed with {self._body_left} bytes of the request body to come"
-                )
-            else:
-                return NEED_DATA
         left = self._body_left
-        end = pos + left
-        if end >= len(buf):
-            chunk = buf[pos:] if pos else buf
-            self._buf = b""
-            self._pos = 0
-        else:
-            chunk = buf[pos:end]
-            self._buf = buf
-            self._pos = end
+        chunk = self._in.take(left)
+        if not chunk:
+            if self._in.eof:
+                raise self._fail(f"connection closed with {left} bytes of the request body to come")
+            return NEED_DATA
         left -= len(chunk)
         self._body_left = left
         if not left:
@@ -856,20 +724,15 @@ class H1Connection:
         return Data(chunk)
 
     def _read_chunk_size(self) -> Event | object:
-        buf = self._buf
-        pos = self._pos
-        i = buf.find(b"\r\n", pos)
-        if i < 0 and self._more:
-            buf = self._join()
-            pos = 0
-            i = buf.find(b"\r\n")
-        if i < 0 or i - pos > self._max_chunk_line:
-            if i - pos > self._max_chunk_line or len(buf) - pos > self._max_chunk_line + 2:
+        inp = self._in
+        line = inp.take_until(_CRLF)
+        limit = self._options.max_chunk_line
+        if line is None or len(line) > limit:
+            if line is not None or len(inp) > limit + 2:
                 raise self._fail("chunk size line longer than the chunk extension limit")
-            if self._eof:
+            if inp.eof:
                 raise self._fail("connection closed inside a chunked request body")
             return NEED_DATA
-        line = buf[pos:i]
         # Fast path: plain hex digits. int(x, 16) alone would also take "0x",
         # "_" and a sign (RFC 9112 section 7.1 allows none), so those go the
         # strict way, through the grammar.
@@ -880,13 +743,14 @@ class H1Connection:
                 size = self._chunk_size_line(line)
         else:
             size = self._chunk_size_line(line)
-        self._advance(buf, i + 2)
         if size == 0:
             self.next_event = self._read_trailers
             return self._read_trailers()
         self._body_seen += size
-        if self._body_seen > self.max_body_size:
-            raise self._fail(f"request body over the limit of {self.max_body_size} bytes", 413)
+        if self._body_seen > self._options.max_body_size:
+            raise self._fail(
+                f"request body over the limit of {self._options.max_body_size} bytes", 413
+            )
         self._body_left = size
         self.next_event = self._read_chunk_data
         return self._take_body(self._read_chunk_crlf)
@@ -900,7 +764,7 @@ class H1Connection:
         ext = m.end(2) - m.start(2)
         if ext:
             self._ext_seen += ext
-            if self._ext_seen > self.limit_chunk_extensions:
+            if self._ext_seen > self._options.limit_chunk_extensions:
                 raise self._fail("chunk extensions over their limit")
         return int(m.group(1), 16)
 
@@ -908,43 +772,35 @@ class H1Connection:
         return self._take_body(self._read_chunk_crlf)
 
     def _read_chunk_crlf(self) -> Event | object:
-        buf = self._buf
-        pos = self._pos
-        if len(buf) - pos < 2:
-            buf = self._join()
-            pos = 0
-        if len(buf) < 2:
-            if buf and buf != b"\r":
+        crlf = self._in.take_prefix(_CRLF)
+        if not crlf:
+            if crlf is False:
                 raise self._fail("chunk data not followed by CRLF (RFC 9112 section 7.1)")
-            if self._eof:
+            if self._in.eof:
                 raise self._fail("connection closed inside a chunked request body")
             return NEED_DATA
-        if not buf.startswith(_CRLF, pos):
-            raise self._fail("chunk data not followed by CRLF (RFC 9112 section 7.1)")
-        self._advance(buf, pos + 2)
         self.next_event = self._read_chunk_size
         return self._read_chunk_size()
 
     def _read_trailers(self) -> Event | object:
-        buf = self._join()
-        if buf[:2] == _CRLF:
-            self._advance(buf, 2)
+        inp = self._in
+        if inp.take_prefix(_CRLF):
             if self._end_of_request():
                 return self.next_event()
             return _EMPTY_EOM
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > self.limit_trailer_size:
+        limit = self._options.limit_trailer_size
+        block = inp.take_until(b"\r\n\r\n")
+        if block is None:
+            buf = inp.join()
+            if len(buf) > limit:
                 raise self._fail("trailer section over its limit", 431)
             if len(buf) >= 2 and buf.count(b"\n") != buf.count(b"\r\n"):
                 raise self._fail("bare LF in the trailer section (RFC 9112 section 2.2)")
-            if self._eof:
+            if inp.eof:
                 raise self._fail("connection closed before the end of the chunked body")
             return NEED_DATA
-        if end > self.limit_trailer_size:
+        if len(block) > limit:
             raise self._fail("trailer section over its limit", 431)
-        block = buf[:end]
-        self._advance(buf, end + 4)
         trailers = self._parse_fields(block)
         for name, _ in trailers:
             if name in FORBIDDEN_TRAILERS:
@@ -962,7 +818,7 @@ class H1Connection:
         loops over the readers; nested calls unwind to it with ``_REDRAIN``.
         """
         self._drained += len(chunk)
-        if self._drained > self.max_drain:
+        if self._drained > self._options.max_drain:
             self._to_must_close()
             return _CLOSED_EVENT
         if self._in_drain:
@@ -1031,8 +887,8 @@ class H1Connection:
         content_length = None
         chunked = False
         keep_alive = self.keep_alive
-        add_date = self._send_date
-        add_server = bool(self._server_line)
+        add_date = self._options.send_date
+        add_server = bool(self._options.server_line)
         line = None if reason else _STATUS_LINES.get(status)
         out = [line or _status_line(status, reason)]
         known = _RESPONSE_LINES
@@ -1063,8 +919,7 @@ class H1Connection:
                     _remember(_LENGTH_LINES, pair, line, (line, content_length))
                     out.append(line)
                     continue
-                if value.translate(None, FIELD_VALUE_BYTES):
-                    raise LocalProtocolError(f"CR, LF, NUL or a control byte in header {name!r}")
+                check_field(name, value)
                 if lname == b"transfer-encoding":
                     if value.lower().rstrip(b" \t")[-7:] != b"chunked":
                         raise LocalProtocolError(
@@ -1126,7 +981,7 @@ class H1Connection:
             ):
                 # The client may still be holding the body back: only closing is safe.
                 keep_alive = False
-            elif not req.chunked and self._body_left > self.max_drain:  # type: ignore[union-attr]
+            elif not req.chunked and self._body_left > self._options.max_drain:  # type: ignore[union-attr]
                 keep_alive = False
         if keep_alive:
             if not http11:
@@ -1139,7 +994,7 @@ class H1Connection:
             date = _date_cache
             out.append(date[1] if _clock() < date[0] else date_header())
         if add_server:
-            out.append(self._server_line)
+            out.append(self._options.server_line)
         out.append(_CRLF)
         self.our_state = SEND_BODY
         if framing is _NO_BODY and method == b"CONNECT" and status < 300:
@@ -1163,10 +1018,7 @@ class H1Connection:
             self._sent_continue = True
         out = [_status_line(status, reason)]
         for name, value in headers:
-            if name.translate(None, TCHAR) or not name:
-                raise LocalProtocolError(f"invalid response header name {name!r}")
-            if value.translate(None, FIELD_VALUE_BYTES):
-                raise LocalProtocolError(f"CR, LF, NUL or a control byte in header {name!r}")
+            check_field(name, value)
             out.append(name + b": " + value + _CRLF)
         out.append(_CRLF)
         if status == 101:
@@ -1229,12 +1081,7 @@ class H1Connection:
             if trailers:
                 lines = [b"0\r\n"]
                 for name, value in trailers:
-                    if (
-                        not name
-                        or name.translate(None, TCHAR)
-                        or value.translate(None, FIELD_VALUE_BYTES)
-                    ):
-                        raise LocalProtocolError(f"invalid trailer field {name!r}")
+                    check_field(name, value, "trailer")
                     lines.append(name + b": " + value + _CRLF)
                 lines.append(_CRLF)
                 out = b"".join(lines)

@@ -67,8 +67,14 @@ Graceful close: ``close_gracefully()`` sends GOAWAY(NO_ERROR) naming the last
 stream accepted; those streams finish, later ones are refused, and
 ``finished`` turns True when none is left.
 
-Where h2 needed help, a small subclass (``_ServerH2``) overrides three frame
-handlers and one of its frame buffer's hooks; each override says why.
+Where h2 needed help, a small subclass (``_ServerH2``) overrides three of its
+frame handlers (HEADERS, DATA, GOAWAY) and another (``_FrameBuffer``) three
+hooks of its frame buffer; each override says why. h2's own inbound header
+validation is off: requests are checked here in one pass (``_parse_request``).
+
+Not thread-safe. A threaded driver holds one lock around each call *and* the
+write of the ``data_to_send()`` that follows it: HPACK needs header blocks to
+reach the client in the order they were encoded.
 """
 
 from __future__ import annotations
@@ -242,15 +248,23 @@ class _ServerH2(h2.connection.H2Connection):
 
     def _receive_headers_frame(self, frame):  # type: ignore[no-untyped-def]
         sid = frame.stream_id
-        if sid not in self.streams and sid & 1 and sid > self.highest_inbound_stream_id:
-            # h2 makes a stream over the limit a connection error; RFC 9113
-            # section 5.1.2 lets it be a stream error, REFUSED_STREAM, which
-            # tells the client it may retry.
-            if self.refuse_above is not None and sid > self.refuse_above:
-                return self._refuse(frame, "stream opened after GOAWAY")
-            limit = self.local_settings.max_concurrent_streams
-            if self.open_inbound_streams >= limit:
-                return self._refuse(frame, f"more than {limit} concurrent streams")
+        if sid not in self.streams and sid & 1:
+            if sid > self.highest_inbound_stream_id:
+                # h2 makes a stream over the limit a connection error; RFC 9113
+                # section 5.1.2 lets it be a stream error, REFUSED_STREAM, which
+                # tells the client it may retry.
+                if self.refuse_above is not None and sid > self.refuse_above:
+                    return self._refuse(frame, "stream opened after GOAWAY")
+                limit = self.local_settings.max_concurrent_streams
+                # (counting open streams walks them all: only when it may matter)
+                if len(self.streams) >= limit and self.open_inbound_streams >= limit:
+                    return self._refuse(frame, f"more than {limit} concurrent streams")
+            elif self._stream_is_closed_by_reset(sid):
+                # Trailers still in flight on a stream we reset (RFC 9113 section
+                # 5.1, closed): ignored, but decoded to keep HPACK in step. h2
+                # would count it as a new stream against the limit.
+                self._decode_only(frame)
+                return [], []
         try:
             return super()._receive_headers_frame(frame)
         except h2.exceptions.DenialOfServiceError:
@@ -265,14 +279,20 @@ class _ServerH2(h2.connection.H2Connection):
             self.reset_stream(sid, ErrorCode.PROTOCOL_ERROR)
             return [], [_StreamError(sid, ErrorCode.PROTOCOL_ERROR, str(exc))]
 
-    def _refuse(self, frame, reason: str):  # type: ignore[no-untyped-def]
+    def _decode_only(self, frame) -> None:  # type: ignore[no-untyped-def]
         try:
             list(h2.connection._decode_headers(self.decoder, frame.data))
         except h2.exceptions.DenialOfServiceError:
             raise
         except h2.exceptions.ProtocolError as exc:
             raise _CompressionError(str(exc)) from exc
+
+    def _refuse(self, frame, reason: str):  # type: ignore[no-untyped-def]
+        self._decode_only(frame)
         sid = frame.stream_id
+        # as h2 would for a stream it opens: the connection is open from now on,
+        # so the refused stream's DATA in flight is taken as on a reset stream
+        self.state_machine.process_input(h2.connection.ConnectionInputs.RECV_HEADERS)
         self.highest_inbound_stream_id = sid
         self._closed_streams[sid] = h2.stream.StreamClosedBy.SEND_RST_STREAM
         rst = RstStreamFrame(sid)
@@ -496,6 +516,8 @@ class H2Connection:
         # of them the client reset within the same bytes
         self._batch: dict[int, None] = {}
         self._elided: set[int] = set()
+        # the PriorityUpdated h2 made of the last request's priority flag
+        self._request_priority: object = None
         #: streams whose state is gone (reset, finished): late calls on them are no-ops
         self._gone: dict[int, None] = {}
         self._started = False
@@ -599,9 +621,12 @@ class H2Connection:
         out: list[tuple[int, object]] = []
         self._batch.clear()
         self._elided.clear()
+        handlers = _HANDLERS
         try:
             for ev in h2_events:
-                self._dispatch(ev, out)
+                handler = handlers.get(type(ev))
+                if handler is not None:
+                    handler(self, ev, out)
         except h2.exceptions.ProtocolError as exc:
             raise self._fail(exc) from exc
         if self._elided:
@@ -625,80 +650,81 @@ class H2Connection:
         self._closed = True
         return error
 
-    def _dispatch(self, ev: object, out: list[tuple[int, object]]) -> None:
-        kind = type(ev)
-        if kind is h2.events.RequestReceived:
-            self._request(ev, out)  # type: ignore[arg-type]
-        elif kind is h2.events.DataReceived:
-            sid = ev.stream_id  # type: ignore[attr-defined]
-            data = ev.data  # type: ignore[attr-defined]
-            padding = ev.flow_controlled_length - len(data)  # type: ignore[attr-defined]
-            stream = self._streams.get(sid)
-            if stream is None:
-                self._h2.acknowledge_received_data(ev.flow_controlled_length, sid)  # type: ignore[attr-defined]
-                return
-            if padding:
-                self._h2.acknowledge_received_data(padding, sid)
-            if data:
-                stream.received += len(data)
-                stream.unacked += len(data)
-                out.append((sid, Data(data)))
-            elif ev.stream_ended is None:  # type: ignore[attr-defined]
-                self._spend(_EMPTY_DATA)
-        elif kind is h2.events.StreamEnded:
-            stream = self._streams.get(ev.stream_id)  # type: ignore[attr-defined]
-            if stream is not None and not stream.theirs_done:
-                self._their_end(stream, [], out)
-        elif kind is h2.events.TrailersReceived:
-            self._trailers(ev, out)  # type: ignore[arg-type]
-        elif kind is h2.events.WindowUpdated:
-            self._spend(_WINDOW_UPDATES)
-            sid = ev.stream_id  # type: ignore[attr-defined]
-            if sid:
-                stream = self._streams.get(sid)
-                if stream is not None and stream.out:
-                    self._flush(stream, out)
+    # One handler per h2 event type (see _HANDLERS below the class); events
+    # a server has no use for (SettingsAcknowledged, PingAckReceived ...) have none.
+
+    def _on_data(self, ev: h2.events.DataReceived, out: list) -> None:
+        sid = ev.stream_id
+        data = ev.data
+        stream = self._streams.get(sid)
+        if stream is None:
+            # a stream refused in this same read: its window goes straight back
+            self._h2.acknowledge_received_data(ev.flow_controlled_length, sid)
+            return
+        padding = ev.flow_controlled_length - len(data)
+        if padding:
+            self._h2.acknowledge_received_data(padding, sid)
+        if data:
+            stream.received += len(data)
+            stream.unacked += len(data)
+            out.append((sid, Data(data)))
+        elif ev.stream_ended is None:
+            self._spend(_EMPTY_DATA)
+
+    def _on_stream_ended(self, ev: h2.events.StreamEnded, out: list) -> None:
+        stream = self._streams.get(ev.stream_id)
+        if stream is not None and not stream.theirs_done:
+            self._their_end(stream, [], out)
+
+    def _on_window_updated(self, ev: h2.events.WindowUpdated, out: list) -> None:
+        self._spend(_WINDOW_UPDATES)
+        if ev.stream_id:
+            stream = self._streams.get(ev.stream_id)
+            if stream is not None and stream.out:
+                self._flush(stream, out)
+        else:
+            self._flush_all(out)
+
+    def _on_stream_reset(self, ev: h2.events.StreamReset, out: list) -> None:
+        sid = ev.stream_id
+        if ev.remote_reset:
+            self._spend(_RESETS)
+        stream = self._streams.get(sid)
+        if stream is not None:
+            self._drop(stream)
+            if sid in self._batch:
+                self._elided.add(sid)
             else:
-                self._flush_all(out)
-        elif kind is h2.events.StreamReset:
-            sid = ev.stream_id  # type: ignore[attr-defined]
-            if ev.remote_reset:  # type: ignore[attr-defined]
-                self._spend(_RESETS)
-            stream = self._streams.get(sid)
-            if stream is not None:
-                self._drop(stream)
-                if sid in self._batch:
-                    self._elided.add(sid)
-                else:
-                    out.append((sid, StreamReset(int(ev.error_code), ev.remote_reset)))  # type: ignore[attr-defined]
-        elif kind is _StreamError:
-            sid = ev.stream_id  # type: ignore[attr-defined]
-            if ev.window:  # type: ignore[attr-defined]
-                self._h2.acknowledge_received_data(ev.window, sid)  # type: ignore[attr-defined]
-            stream = self._streams.get(sid)
-            if stream is not None:
-                self._drop(stream)
-            self._gone_add(sid)
-            out.append((sid, StreamReset(int(ev.error_code), False, ev.reason)))  # type: ignore[attr-defined]
-        elif kind is h2.events.RemoteSettingsChanged:
-            if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:  # type: ignore[attr-defined]
-                self._flush_all(out)
-        elif kind is h2.events.PriorityUpdated:
-            # PRIORITY is accepted and ignored (RFC 9113 section 5.3.2); only the
-            # frames on their own are counted, not the flag on a request's HEADERS.
-            if not self._priority_in_headers(ev):
-                self._spend(_PRIORITIES)
-        elif kind is h2.events.ConnectionTerminated:
-            out.append((0, GoAwayReceived(int(ev.error_code), ev.last_stream_id)))  # type: ignore[attr-defined]
-        elif kind is h2.events.UnknownFrameReceived:
-            self._spend(_UNKNOWN)
+                out.append((sid, StreamReset(int(ev.error_code), ev.remote_reset)))
 
-    def _priority_in_headers(self, ev: object) -> bool:
-        last = self._last_request_priority
-        self._last_request_priority = None
-        return last is ev
+    def _on_stream_error(self, ev: _StreamError, out: list) -> None:
+        sid = ev.stream_id
+        if ev.window:
+            self._h2.acknowledge_received_data(ev.window, sid)
+        stream = self._streams.get(sid)
+        if stream is not None:
+            self._drop(stream)
+        self._gone_add(sid)
+        out.append((sid, StreamReset(int(ev.error_code), False, ev.reason)))
 
-    _last_request_priority: object = None
+    def _on_settings(self, ev: h2.events.RemoteSettingsChanged, out: list) -> None:
+        # (counted in the frame buffer, before h2 acknowledged them)
+        if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:
+            self._flush_all(out)
+
+    def _on_priority(self, ev: h2.events.PriorityUpdated, out: list) -> None:
+        # PRIORITY is accepted and ignored (RFC 9113 section 5.3.2); only the
+        # frames on their own are counted, not the flag on a request's HEADERS.
+        last = self._request_priority
+        self._request_priority = None
+        if last is not ev:
+            self._spend(_PRIORITIES)
+
+    def _on_goaway(self, ev: h2.events.ConnectionTerminated, out: list) -> None:
+        out.append((0, GoAwayReceived(int(ev.error_code), ev.last_stream_id)))
+
+    def _on_unknown(self, ev: h2.events.UnknownFrameReceived, out: list) -> None:
+        self._spend(_UNKNOWN)
 
     def _spend(self, kind: int) -> None:
         now = self._clock()
@@ -719,7 +745,7 @@ class H2Connection:
     def _request(self, ev: h2.events.RequestReceived, out: list[tuple[int, object]]) -> None:
         sid = ev.stream_id
         if ev.priority_updated is not None:
-            self._last_request_priority = ev.priority_updated
+            self._request_priority = ev.priority_updated
         parsed = self._parse_request(ev.headers)
         if type(parsed) is str:
             self._refuse_stream(sid, parsed, out)
@@ -891,7 +917,7 @@ class H2Connection:
         return method, target, scheme, authority, protocol, fields, content_length, expect
 
     def _refuse_stream(self, sid: int, reason: str, out: list[tuple[int, object]]) -> None:
-        self._h2.reset_stream(sid, ErrorCode.PROTOCOL_ERROR)
+        self._reset(sid, ErrorCode.PROTOCOL_ERROR)
         self._gone_add(sid)
         out.append((sid, StreamReset(int(ErrorCode.PROTOCOL_ERROR), False, reason)))
 
@@ -1157,7 +1183,7 @@ class H2Connection:
         stream = self._streams.get(stream_id)
         if stream is None or self._closed:
             return
-        self._h2.reset_stream(stream_id, error_code)
+        self._reset(stream_id, error_code)
         self._drop(stream)
 
     def close_gracefully(self) -> None:
@@ -1213,7 +1239,21 @@ class H2Connection:
             return False
         return True
 
+    def _h2_open(self, sid: int) -> bool:
+        # Within one receive_data, h2 has taken every frame before we see the
+        # first event: a stream the client reset later in the same bytes is
+        # closed in h2 while its earlier events (a WINDOW_UPDATE, a malformed
+        # trailer) are still being handled here. Its StreamReset comes next.
+        h2stream = self._h2.streams.get(sid)
+        return h2stream is not None and not h2stream.closed
+
+    def _reset(self, sid: int, error_code: int) -> None:
+        if self._h2_open(sid):
+            self._h2.reset_stream(sid, error_code)
+
     def _flush(self, stream: _Stream, out: list[tuple[int, object]]) -> None:
+        if not self._h2_open(stream.stream_id):
+            return
         pending = stream.out
         stream.out = []
         stream.out_size = 0
@@ -1255,7 +1295,7 @@ class H2Connection:
         else:
             # RFC 9113 section 8.1: a complete response may be followed by
             # RST_STREAM(NO_ERROR) asking the client to stop sending the body.
-            self._h2.reset_stream(stream.stream_id, ErrorCode.NO_ERROR)
+            self._reset(stream.stream_id, ErrorCode.NO_ERROR)
             self._drop(stream)
 
     def _drop(self, stream: _Stream) -> None:
@@ -1296,6 +1336,12 @@ class H2Connection:
         """The connection ended (an error, ``close()``, or EOF)."""
         return self._closed
 
+    def writable(self, stream_id: int) -> bool:
+        """Whether ``send_data`` may be called on the stream now (its buffer is
+        below ``stream_buffer_size``; True for a stream that is gone)."""
+        stream = self._streams.get(stream_id)
+        return stream is None or stream.out_size < self.stream_buffer_size
+
     def scheme(self, stream_id: int) -> bytes:
         """The request's ``:scheme`` (``b"https"``, ``b"http"``)."""
         stream = self._streams.get(stream_id)
@@ -1303,3 +1349,18 @@ class H2Connection:
 
     def __repr__(self) -> str:
         return f"<H2Connection streams={len(self._streams)} closed={self._closed}>"
+
+
+_HANDLERS: dict[type, Callable[[H2Connection, object, list], None]] = {
+    h2.events.RequestReceived: H2Connection._request,  # type: ignore[dict-item]
+    h2.events.DataReceived: H2Connection._on_data,  # type: ignore[dict-item]
+    h2.events.StreamEnded: H2Connection._on_stream_ended,  # type: ignore[dict-item]
+    h2.events.TrailersReceived: H2Connection._trailers,  # type: ignore[dict-item]
+    h2.events.WindowUpdated: H2Connection._on_window_updated,  # type: ignore[dict-item]
+    h2.events.StreamReset: H2Connection._on_stream_reset,  # type: ignore[dict-item]
+    _StreamError: H2Connection._on_stream_error,  # type: ignore[dict-item]
+    h2.events.RemoteSettingsChanged: H2Connection._on_settings,  # type: ignore[dict-item]
+    h2.events.PriorityUpdated: H2Connection._on_priority,  # type: ignore[dict-item]
+    h2.events.ConnectionTerminated: H2Connection._on_goaway,  # type: ignore[dict-item]
+    h2.events.UnknownFrameReceived: H2Connection._on_unknown,  # type: ignore[dict-item]
+}

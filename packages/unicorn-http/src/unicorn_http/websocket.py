@@ -70,6 +70,7 @@ from dataclasses import dataclass
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import NEED_DATA, ConnectionClosed, Headers, Request
 from .grammar import TCHAR
+from .receivebuffer import ReceiveBuffer
 
 __all__ = [
     "CLOSING",
@@ -595,12 +596,7 @@ class WSConnection:
         self._max_compressed_frame = self.max_message_size + (self.max_message_size >> 10) + 256
         self._compressor = None
         self._decompressor = None
-        # Input buffer: _buf[_pos:] then the chunks in _more; _avail counts them all.
-        self._buf = b""
-        self._pos = 0
-        self._more: list[bytes] = []
-        self._avail = 0
-        self._eof = False
+        self._in = ReceiveBuffer()
         # The message being assembled from fragments (opcode 0 when none).
         self._msg_opcode = 0
         self._msg_compressed = False
@@ -640,25 +636,9 @@ class WSConnection:
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes read from the socket; ``b""`` means the peer closed its side."""
-        if not data:
-            self._eof = True
-            return
-        if self._eof:
-            raise LocalProtocolError("received data after end of file")
-        if self._closed_reported or self._error is not None:
+        if data and not self._in.eof and (self._closed_reported or self._error is not None):
             return  # RFC 6455 section 1.4: data after the Close is discarded
-        if self._pos == len(self._buf) and not self._more:
-            self._buf = data
-            self._pos = 0
-        else:
-            self._more.append(data)
-        self._avail += len(data)
-
-    def _join(self) -> bytes:
-        self._buf = b"".join((memoryview(self._buf)[self._pos :], *self._more))
-        self._pos = 0
-        self._more.clear()
-        return self._buf
+        self._in.feed(data)
 
     def data_to_send(self) -> bytes:
         """The frames the protocol sends on its own (Pongs, the closing Close), then empty."""
@@ -677,15 +657,18 @@ class WSConnection:
                 raise self._error
             if self._closed_reported:
                 return ConnectionClosed()
+        inp = self._in
         while True:
-            avail = self._avail
+            buf = inp.buf
+            pos = inp.pos
+            avail = len(buf) - pos
+            if inp.more:
+                if avail < 14:
+                    buf = inp.join()
+                    pos = 0
+                avail = len(inp)
             if avail < 2:
                 return self._need_data()
-            buf = self._buf
-            pos = self._pos
-            if len(buf) - pos < 14 and self._more:
-                buf = self._join()
-                pos = 0
             b0 = buf[pos]
             b1 = buf[pos + 1]
             n = b1 & 0x7F
@@ -749,7 +732,7 @@ class WSConnection:
             if avail < head + n:
                 return self._need_data()
             if len(buf) < end:
-                buf = self._join()
+                buf = inp.join()
                 end -= pos
                 pos = 0
             if n > _UNMASK_CHUNK:
@@ -761,12 +744,7 @@ class WSConnection:
                 payload = _unmask(buf[pos + head : end], buf[pos + head - 4 : pos + head])
             else:
                 payload = b""
-            if end == len(buf):
-                self._buf = b""
-                self._pos = 0
-            else:
-                self._pos = end
-            self._avail = avail - head - n
+            inp.advance(buf, end)
 
             if opcode >= _CLOSE:
                 return self._control(opcode, payload)
@@ -787,7 +765,7 @@ class WSConnection:
                 return event
 
     def _need_data(self) -> object:
-        if not self._eof:
+        if not self._in.eof:
             return NEED_DATA
         if self.state is not CLOSED:
             self._step(_EOF)
@@ -887,10 +865,7 @@ class WSConnection:
         # Echo the code (section 5.5.1), or send an empty Close for an empty one.
         self._step(_RECV_CLOSE, payload[:2])
         self._closed_reported = True
-        self._buf = b""
-        self._pos = 0
-        self._more.clear()
-        self._avail = 0
+        self._in.clear()
         return CloseReceived(code, reason)
 
     # ------------------------------------------------------------ output

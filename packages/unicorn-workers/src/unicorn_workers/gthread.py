@@ -206,7 +206,9 @@ class ThreadedServer:
                     control.drain_wakeup()
                 if not control.is_parent_alive():
                     control.alive = False
-                self._sweep(time.monotonic())
+                now = time.monotonic()
+                self._sweep(now)
+                self._past_timeout(now)
             self._drain()
         finally:
             self.running = False
@@ -243,6 +245,39 @@ class ThreadedServer:
                 "Graceful timeout: closing %d connection(s) with requests in flight",
                 len(self.conns),
             )
+
+    def _past_timeout(self, now: float) -> None:
+        """A request running longer than ``timeout`` is logged with its request line
+        and the worker replaced gracefully: the heartbeat comes from this thread, so
+        the master would never see a stuck request; healthy ones finish."""
+        limit = self.config.timeout
+        if not limit:
+            return
+        with self.lock:
+            overdue = [
+                c
+                for c in self.conns.values()
+                if c.current is not None and not c.overdue and now - c.started > limit
+            ]
+        for conn in overdue:
+            conn.overdue = True
+            req = conn.current
+            if req is None:
+                continue
+            self.config.log.error(
+                "Request %s %s has run %.0f s, past timeout (%g s): replacing worker %s gracefully",
+                req.method.decode("latin-1"),
+                req.target.decode("latin-1"),
+                now - conn.started,
+                limit,
+                os.getpid(),
+            )
+            control = self.control
+            if control.alive:
+                heartbeat = getattr(control, "heartbeat", None)
+                if heartbeat is not None:
+                    heartbeat.set_exit_cause("request_timeout")
+                control.alive = False
 
     def _sweep(self, now: float, draining: bool = False) -> None:
         """Close idle connections whose wait is over.

@@ -148,6 +148,8 @@ class SyncServer:
 class SyncWorker(Worker):
     """``-k sync``: one request at a time per process, no keep-alive."""
 
+    counts_requests = True
+
     def run(self) -> None:
         if self.cfg.threads > 1:
             # gunicorn's rule, which its users rely on: `--threads N` alone

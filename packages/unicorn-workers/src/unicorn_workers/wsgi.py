@@ -231,6 +231,8 @@ class WSGIConfig:
             else None
         )
         self.pre_request = getattr(worker, "pre_request_hook", None) if worker else None
+        #: the worker counts requests itself (busy/idle, /metrics): core's direct calls
+        self.counting = bool(getattr(worker, "counts_requests", False))
         self.post_request = getattr(worker, "post_request_hook", None) if worker else None
         #: header name (lower-case bytes) -> environ key ("" when the header is dropped)
         self.keys: dict[bytes, str] = {
@@ -485,6 +487,10 @@ class ClientConnection:
         #: accept and closed after one request never is
         self.registered = False
         self.last_active = time.monotonic()
+        #: the request being served and when it began (the per-request timeout)
+        self.current: Request | None = None
+        self.started = 0.0
+        self.overdue = False
 
         client = edge.client
         self.remote_addr = client[0] if client is not None else ""
@@ -737,7 +743,9 @@ class ClientConnection:
         ):
             path_info = path_info[len(root) :]
         env["PATH_INFO"] = path_info
-        if host is not None:
+        if host is not None and (origin is None or origin.server is None):
+            # The Host header names the server, unless the protocol did (uwsgi:
+            # nginx's SERVER_NAME/SERVER_PORT, as uWSGI itself reads them).
             seen = self._host_seen
             if seen is None or seen[0] != host or seen[1] != scheme:
                 seen = self._host_seen = (host, scheme, *_split_host(host, scheme))
@@ -915,7 +923,8 @@ class ClientConnection:
         """Run the application on ``req`` and write its response."""
         config = self.config
         self.requests += 1
-        started = time.monotonic()
+        self.started = started = time.monotonic()
+        self.current = req
         self._reset()
         self.continue_sent = False
         environ = None
@@ -930,6 +939,8 @@ class ClientConnection:
                 return
             if not (req.content_length or req.chunked):
                 self.wire.next_event()  # the EndOfMessage of a bodiless request
+            if config.counting:
+                config.worker.request_started()
             if config.pre_request is not None:
                 config.pre_request(
                     config.worker,
@@ -960,7 +971,12 @@ class ClientConnection:
                     close()
                 except Exception:
                     config.log.exception("Error closing the application's response iterable")
+        self.current = None
         self.last_active = now = time.monotonic()
+        if config.counting:
+            config.worker.request_finished(
+                environ["REQUEST_METHOD"], self._code or 500, now - started
+            )
         if config.access is not None:
             self._log_access(req, environ, now - started)
         if config.post_request is not None:
