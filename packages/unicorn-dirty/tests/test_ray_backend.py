@@ -63,7 +63,7 @@ def ray_pool(address):
     pool = Pool(
         [ECHO, RELAY],
         1,
-        ["--backend", "ray", "--ray-address", address, "--threads", "2", "--cancel-timeout", "1"],
+        ["--backend", "ray", "--ray-address", address, "--threads", "2", "--cancel-timeout", "3"],
         ready=False,
     )
     try:
