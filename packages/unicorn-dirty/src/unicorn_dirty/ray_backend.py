@@ -209,6 +209,7 @@ class AppActor:
         self.sem = asyncio.Semaphore(threads)
         self.busy = 0
         self.active: set[int] = set()  # ids of the calls whose thread runs now
+        self.calls: dict[int, _ActorCall] = {}  # id -> the context its action sees
         os.environ[MAX_PAYLOAD_ENV] = str(max_payload)
         _install_actor_clients(ray.get_actor(STASH_NAME))
         self.app = spec.cls()
@@ -241,6 +242,12 @@ class AppActor:
         action, args, kwargs = P.decode_request_body(payload, offset)
         return _ActorCall(app, action), action, args, kwargs
 
+    async def cancel_call(self, call_id: int) -> None:
+        """Flag a call cancelled (`is_cancelled()`), whatever became of Ray's own cancel."""
+        ctx = self.calls.get(call_id)
+        if ctx is not None:
+            ctx.cancelled = True
+
     async def running(self, call_id: int) -> bool:
         """Whether the call's thread still runs here (a cancelled sync action may go on)."""
         return call_id in self.active
@@ -254,6 +261,7 @@ class AppActor:
         loop = asyncio.get_running_loop()
         if call_id:
             ctx.active, ctx.call_id = self.active, call_id
+            self.calls[call_id] = ctx
         async with self.sem:
             self.busy += 1
             work = None
@@ -283,6 +291,7 @@ class AppActor:
                 return self._error(exc, traceback.format_exc())
             finally:
                 self.busy -= 1
+                self.calls.pop(call_id, None)
         return self._encode(P.RESULT, result)
 
     @ray.method(num_returns="streaming", _generator_backpressure_num_objects=RAY_STREAM_AHEAD)
@@ -297,6 +306,7 @@ class AppActor:
         gen = work = None
         if call_id:
             ctx.active, ctx.call_id = self.active, call_id
+            self.calls[call_id] = ctx
         async with self.sem:
             self.busy += 1
             token = _current.set(ctx)
@@ -336,6 +346,7 @@ class AppActor:
             finally:
                 _current.reset(token)
                 self.busy -= 1
+                self.calls.pop(call_id, None)
                 if type(gen) is types.GeneratorType:
                     loop.run_in_executor(self.pool, gen.close)
                 elif type(gen) is types.AsyncGeneratorType:
@@ -1089,6 +1100,7 @@ class RayArbiter:
     def _abandon(self, pool: _Pool, r: _Replica, running, call_id: int, why: str) -> None:
         """A cancelled call: give it `dirty_cancel_timeout` to end before replacing its actor."""
         r.inflight += 1  # the caller's slot is released now; this one holds the actor
+        r.handle.cancel_call.remote(call_id)
         task = asyncio.create_task(self._settle(pool, r, running, call_id, why))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
