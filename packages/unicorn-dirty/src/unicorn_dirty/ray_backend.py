@@ -1110,12 +1110,16 @@ class RayArbiter:
         try:
             # Ray answers a cancelled call at once; whether its thread still runs,
             # only the actor knows
+            end = time.monotonic() + grace
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(running, grace)
-            still = await asyncio.wait_for(_await(r.handle.running.remote(call_id)), 30)
-            self.log.debug("call %d on %s still running: %s", call_id, r.info.get("pid"), still)
-            if not still:
-                return
+            while True:  # Ray may answer before the action's thread has returned
+                still = await asyncio.wait_for(_await(r.handle.running.remote(call_id)), 30)
+                if not still:
+                    return
+                if time.monotonic() >= end:
+                    break
+                await asyncio.sleep(0.05)
             self.log.error(
                 "dirty worker %s (Ray actor of %s) still runs a call %gs after %s: killing it",
                 r.info.get("pid"),
