@@ -21,10 +21,19 @@ class DirtyApp:
 
     - ``workers``: load the app in at most this many workers (``None``: all).
     - ``stashes``: stash tables created when the arbiter starts.
+    - ``num_cpus``, ``num_gpus``, ``memory`` (bytes), ``resources`` (custom
+      Ray resources), ``ray_options`` (any other ``ray.remote`` option): what
+      each of the app's actors asks of the cluster with ``dirty_backend =
+      "ray"``; the local backend ignores them.
     """
 
     workers: int | None = None
     stashes: Sequence[str] = ()
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    memory: int | None = None
+    resources: dict | None = None
+    ray_options: dict | None = None
 
     def init(self) -> None:
         """Load models, open pools: called once per worker after fork."""

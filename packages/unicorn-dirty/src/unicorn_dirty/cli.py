@@ -19,7 +19,7 @@ import tempfile
 
 from . import __version__
 from .app import parse_app_path
-from .arbiter import DirtyArbiter
+from .backend import make_arbiter
 from .settings import SETTINGS, DirtyConfig
 
 _CONVERT = {"int": int, "positive_int": int, "float": float, "string": str}
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
             type=_CONVERT.get(spec["type"], str),
             metavar=spec["meta"],
             default=None,
+            choices=spec.get("choices"),
             help=help_text,
         )
     p.add_argument(
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             path, remove_dir = default_socket_path()
             private = os.path.dirname(path) if remove_dir else None
             log.info("unicorn-dirty: no --socket given; the socket is %s", path)
-        arbiter = DirtyArbiter(cfg, path, log=log, remove_dir=remove_dir)
+        arbiter = make_arbiter(cfg, path, log=log, remove_dir=remove_dir)
         if cfg.dirty_workers > 0:
             arbiter.load_apps()
     except Exception as exc:

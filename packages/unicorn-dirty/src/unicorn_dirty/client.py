@@ -26,6 +26,16 @@ _RECV = 262144
 
 
 _default_path: str | None = None
+# Set inside a Ray actor of the ray backend, where no Unix socket is near:
+# get_dirty_client() / get_dirty_client_async() then return clients that call Ray.
+_sync_factory = None
+_async_factory = None
+
+
+def set_client_factories(sync_factory, async_factory) -> None:
+    """Make `get_dirty_client(timeout)` / `get_dirty_client_async(timeout)` return these factories' clients."""
+    global _sync_factory, _async_factory
+    _sync_factory, _async_factory = sync_factory, async_factory
 
 
 def set_dirty_socket_path(path: str | None) -> None:
@@ -517,6 +527,8 @@ def get_dirty_client(timeout: float | None = None, *, path: str | None = None) -
     fork. `timeout` sets the client's default per-call timeout (None: the
     pool's `dirty_timeout`).
     """
+    if _sync_factory is not None and path is None:
+        return _sync_factory(timeout)
     path = _socket_path(path)
     client = getattr(_local, "client", None)
     if client is None or client.path != path or client._pid != os.getpid():
@@ -539,6 +551,8 @@ async def get_dirty_client_async(
     timeout: float | None = None, *, path: str | None = None
 ) -> AsyncDirtyClient:
     """This event loop's client to the dirty pool; calls from all its tasks share one connection."""
+    if _async_factory is not None and path is None:
+        return await _async_factory(timeout)
     path = _socket_path(path)
     loop = asyncio.get_running_loop()
     entry = _loop_clients.get(loop)

@@ -171,6 +171,46 @@ SETTINGS: list[dict] = [
         meta="PATH",
     ),
     _spec(
+        "dirty_backend",
+        "choice",
+        "local",
+        "Where dirty apps run. `local`: worker processes forked by the dirty "
+        "arbiter on this machine. `ray`: each app becomes `workers = N` actors on "
+        "a Ray cluster (needs `unicorn-dirty[ray]`); clients, errors and the stash "
+        "stay the same. See the dirty pool docs, *Beyond one machine: Ray*.",
+        ["--dirty-backend"],
+        meta="STRING",
+        choices=["local", "ray"],
+    ),
+    _spec(
+        "dirty_ray_address",
+        "string",
+        None,
+        'Address of the Ray cluster for `dirty_backend = "ray"` (`HOST:PORT` of '
+        "the head node, `auto`, or `ray://HOST:10001`). Default: `RAY_ADDRESS`, "
+        "else a Ray started on this machine for the pool alone.",
+        ["--dirty-ray-address"],
+        meta="ADDRESS",
+    ),
+    _spec(
+        "dirty_ray_namespace",
+        "string",
+        "unicorn-dirty",
+        "Ray namespace of the pool's actors; the stash actor is named `stash` in "
+        "it. Two pools on one Ray cluster need two namespaces.",
+        ["--dirty-ray-namespace"],
+        meta="STRING",
+    ),
+    _spec(
+        "dirty_ray_max_restarts",
+        "int",
+        -1,
+        "How many times Ray restarts a dirty app's actor that died (`-1`: "
+        "always). A restarted actor runs the app's `init()` again.",
+        ["--dirty-ray-max-restarts"],
+        meta="INT",
+    ),
+    _spec(
         "on_dirty_starting",
         "callable",
         _noop_1,
@@ -225,6 +265,10 @@ class DirtyConfig:
     dirty_client_timeout: float = 30.0
     dirty_cancel_timeout: float = 5.0
     dirty_socket: str | None = None
+    dirty_backend: str = "local"
+    dirty_ray_address: str | None = None
+    dirty_ray_namespace: str = "unicorn-dirty"
+    dirty_ray_max_restarts: int = -1
     on_dirty_starting: Any = _noop_1
     dirty_post_fork: Any = _noop_2
     dirty_worker_init: Any = _noop_1

@@ -17,7 +17,7 @@ import socket
 import tempfile
 import time
 
-from .arbiter import DirtyArbiter
+from .backend import make_arbiter
 from .connection import ClientConnection, Failure, Result
 from .settings import MAX_PAYLOAD_ENV, SOCKET_ENV, DirtyConfig
 
@@ -73,7 +73,7 @@ class DirtySidecar:
             for sig in (signal.SIGWINCH, signal.SIGPIPE):
                 with contextlib.suppress(OSError, ValueError):
                     signal.signal(sig, signal.SIG_IGN)
-            arbiter = DirtyArbiter(
+            arbiter = make_arbiter(
                 config, path, log=self.log, watch_parent=True, remove_dir=private, parent_pid=master
             )
             code = arbiter.run()

@@ -228,9 +228,11 @@ def get_stash_socket_path() -> str:
 
 
 def _call(op: str, *args: object) -> object:
-    from .client import get_dirty_client
+    from . import client
 
-    return get_dirty_client(path=get_stash_socket_path()).stash_call(op, *args)
+    if client._sync_factory is not None:  # inside a Ray actor: the pool's stash actor
+        return client._sync_factory(None).stash_call(op, *args)
+    return client.get_dirty_client(path=get_stash_socket_path()).stash_call(op, *args)
 
 
 class StashClient:
