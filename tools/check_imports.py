@@ -49,6 +49,8 @@ THIRD_PARTY = {
 #: the module itself is imported only when its extra is installed
 OPTIONAL_MODULES = {
     "unicorn_http.h2": {"h2", "hpack", "hyperframe"},
+    # imported by unicorn_dirty.backend only when dirty_backend is "ray"
+    "unicorn_dirty.ray_backend": {"ray"},
 }
 
 
