@@ -216,7 +216,10 @@ def test_slow_request_does_not_hold_others(servers, worker):
     slow = threading.Thread(target=httpx.get, args=(srv.url + "/slow?6",), kwargs={"timeout": 15})
     slow.start()
     try:
-        r = httpx.get(srv.url + "/quick", timeout=5)
+        try:
+            r = httpx.get(srv.url + "/quick", timeout=5)
+        except httpx.TimeoutException:
+            raise AssertionError(f"/quick waited behind /slow; log:\n{srv.log()}") from None
         assert r.status_code == 200
         assert slow.is_alive()  # answered while the slow request still runs
     finally:

@@ -41,6 +41,10 @@ def test_parser_options_take_settings_or_their_defaults():
         "limit_request_fields": 100,
         "limit_request_field_size": 8190,
         "permit_obsolete_folding": False,
+        "strip_header_spaces": False,
+        "permit_unconventional_http_method": False,
+        "permit_unconventional_http_version": False,
+        "casefold_http_method": False,
     }
     options = parser_options(SimpleNamespace(limit_request_line=100, permit_obsolete_folding=True))
     assert options["limit_request_line"] == 100 and options["permit_obsolete_folding"] is True

@@ -401,7 +401,8 @@ class ThreadedServer:
                     self.paused = True
         server = self._names[lfd]
         is_ssl = control.ssl_context is not None
-        for client, peer in accepted:
+        last = len(accepted) - 1
+        for i, (client, peer) in enumerate(accepted):
             prepare_client(client, config.timeout)
             if is_ssl:
                 try:
@@ -421,9 +422,11 @@ class ThreadedServer:
                 self.conns[fd] = conn
                 self._crowded()
             # Clients usually send the request right after connecting: serve it now
-            # rather than after a round through the poller.
+            # rather than after a round through the poller. Only the last of a
+            # batch: the others go to the poller at once, where the other threads
+            # take them, so no request waits behind another's application.
             data = None
-            if not is_ssl:
+            if not is_ssl and i == last:
                 try:
                     data = client.recv(RECV_SIZE, socket.MSG_DONTWAIT)
                 except (BlockingIOError, InterruptedError):
