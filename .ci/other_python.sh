@@ -25,8 +25,8 @@ out="$root/.venv-$py"
 rm -rf "$out"
 "$uv" venv --quiet --python "$exe" "$out"
 "$uv" pip install --quiet --python "$out/bin/python" \
-    -e packages/unicorn-http -e packages/unicorn-core -e packages/unicorn-asgi \
-    pytest pytest-timeout hypothesis httpx h11 wsproto websockets uvloop
+    -e "packages/unicorn-http[http2]" -e packages/unicorn-core -e packages/unicorn-asgi \
+    pytest pytest-timeout hypothesis httpx h11 wsproto websockets uvloop hyperframe hpack
 echo "== $("$out/bin/python" -V): unicorn-http, unicorn-asgi, the ASGI integration tests"
 "$out/bin/python" -m pytest -q -p no:cacheprovider \
     packages/unicorn-http/tests packages/unicorn-asgi/tests \

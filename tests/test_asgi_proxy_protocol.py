@@ -3,6 +3,7 @@ process, raw sockets sending version 1 and 2 headers."""
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import sys
 from pathlib import Path
@@ -82,7 +83,11 @@ V2_TCP4 = (
 V1_TCP4 = b"PROXY TCP4 203.0.113.7 192.0.2.1 40123 443\r\n"
 
 
-@pytest.mark.parametrize("worker", ["asgi", "gthread"])
+# gthread too where unicorn-workers is installed (not in the other-Python runs)
+_WORKERS = ["asgi"] + (["gthread"] if importlib.util.find_spec("unicorn_workers") else [])
+
+
+@pytest.mark.parametrize("worker", _WORKERS)
 @pytest.mark.parametrize(
     ("mode", "accepted", "refused"),
     [("v1", V1_TCP4, V2_TCP4), ("v2", V2_TCP4, V1_TCP4)],
