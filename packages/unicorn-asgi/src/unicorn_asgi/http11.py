@@ -291,6 +291,75 @@ class RequestCycle:
 
     # -- the application ----------------------------------------------------------------
 
+    def start(self) -> None:
+        """Count the request, run ``pre_request``, and start the application: its
+        first step at once (eager start) unless a task is running already. The
+        same for an HTTP/1.1 connection and an HTTP/2 stream (``proto``)."""
+        proto = self.proto
+        config = proto.config
+        self.started_at = time.monotonic()
+        if config.counting:
+            config.worker.request_started()
+        if config.pre_request is not None:
+            try:
+                config.pre_request(config.worker, self.info())
+            except Exception:
+                config.log.exception("Exception in pre_request hook")
+        try:
+            coro = config.app(self.scope, self.receive, self.send)
+        except Exception as exc:
+            coro = _raise(exc)  # answered like an exception inside the application
+        if type(coro) is not _Coroutine:
+            coro = self.run()
+        loop = proto.loop
+        if loop not in current_tasks:
+            proto.stepping = True
+            task = start_eagerly(loop, coro)
+            if task.done():
+                self.finished(task)  # the caller, up the stack, goes on with the connection
+                proto.stepping = False
+                return
+            proto.stepping = False
+            self.flush_head()
+        else:
+            task = loop.create_task(coro)
+        self.task = task
+        config.tasks.add(task)
+        task.add_done_callback(self.finished)
+
+    def account(self) -> None:
+        """The application returned: the access log, ``post_request``, the counts."""
+        config = self.proto.config
+        if self.task is not None:
+            config.tasks.discard(self.task)
+        scope = self.scope
+        if config.access is not None:
+            client = scope["client"]
+            log_access(
+                config.access,
+                config.log,
+                self.req,
+                client[0] if client else "unix",
+                scope["method"],
+                self.status or 500,
+                self.sent,
+                time.monotonic() - self.started_at,
+                self.resp_headers,
+                scope,
+            )
+        if config.post_request is not None:
+            try:
+                config.post_request(config.worker, self.info(), scope, self)
+            except Exception:
+                config.log.exception("Exception in post_request hook")
+        worker = config.worker
+        if worker is not None:
+            if config.counting:
+                worker.request_finished(
+                    scope["method"], self.status or 500, time.monotonic() - self.started_at
+                )
+            worker.handled_request()
+
     async def run(self) -> None:
         """The application as a coroutine, for one that is not a coroutine function."""
         await self.proto.config.app(self.scope, self.receive, self.send)
@@ -988,35 +1057,7 @@ class H1Protocol(asyncio.Protocol):
             self.conn.next_event()  # the EndOfMessage of a request without a body
             cycle = RequestCycle(self, req, scope, True)
         self.cycle = cycle
-        cycle.started_at = time.monotonic()
-        if config.counting:
-            config.worker.request_started()
-        if config.pre_request is not None:
-            try:
-                config.pre_request(config.worker, cycle.info())
-            except Exception:
-                config.log.exception("Exception in pre_request hook")
-        try:
-            coro = config.app(scope, cycle.receive, cycle.send)
-        except Exception as exc:
-            coro = _raise(exc)  # answered like an exception inside the application
-        if type(coro) is not _Coroutine:
-            coro = cycle.run()
-        loop = self.loop
-        if loop not in current_tasks:
-            self.stepping = True
-            task = start_eagerly(loop, coro)
-            if task.done():
-                cycle.finished(task)  # _process, up the stack, goes on with the connection
-                self.stepping = False
-                return
-            self.stepping = False
-            cycle.flush_head()
-        else:
-            task = loop.create_task(coro)
-        cycle.task = task
-        config.tasks.add(task)
-        task.add_done_callback(cycle.finished)
+        cycle.start()
 
     def _line_scope(self, req: Request) -> dict:
         """The scope keys a request line decides, kept for the next requests on the
@@ -1055,22 +1096,7 @@ class H1Protocol(asyncio.Protocol):
         if self.cycle is cycle:
             self.cycle = None
         config = self.config
-        if cycle.task is not None:
-            config.tasks.discard(cycle.task)
-        if config.access is not None:
-            self._log_access(cycle)
-        if config.post_request is not None:
-            try:
-                config.post_request(config.worker, cycle.info(), cycle.scope, cycle)
-            except Exception:
-                config.log.exception("Exception in post_request hook")
-        worker = config.worker
-        if worker is not None:
-            if config.counting:
-                worker.request_finished(
-                    cycle.scope["method"], cycle.status or 500, time.monotonic() - cycle.started_at
-                )
-            worker.handled_request()
+        cycle.account()
         self.requests += 1
         self.last_active = config.clock
         if self.closed:
@@ -1089,22 +1115,6 @@ class H1Protocol(asyncio.Protocol):
         if not self.stepping:
             self.loop.call_soon(self._process)
         # when stepping, _process is further up the stack and goes on by itself
-
-    def _log_access(self, cycle: RequestCycle) -> None:
-        scope = cycle.scope
-        client = scope["client"]
-        log_access(
-            self.config.access,  # type: ignore[arg-type]
-            self.config.log,
-            cycle.req,
-            client[0] if client else "unix",
-            scope["method"],
-            cycle.status or 500,
-            cycle.sent,
-            time.monotonic() - cycle.started_at,
-            cycle.resp_headers,
-            scope,
-        )
 
     def _refuse(self, exc: RemoteProtocolError) -> None:
         self.write(self.edge.refuse(exc))  # type: ignore[union-attr]

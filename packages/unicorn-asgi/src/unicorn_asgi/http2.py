@@ -38,7 +38,6 @@ import time
 from collections import deque
 from typing import Any
 
-from unicorn_asgi.eager import current_tasks, start_eagerly
 from unicorn_asgi.http11 import RequestCycle, scope_paths
 from unicorn_http import (
     METHOD_NAMES,
@@ -49,18 +48,12 @@ from unicorn_http import (
     LocalProtocolError,
     RemoteProtocolError,
     Request,
-    log_access,
 )
 
 __all__ = ["H2Session", "H2Stream"]
 
 _IDLE, _BODY, _DONE = "IDLE", "SEND_BODY", "DONE"
 _ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
-_Coroutine = type((lambda: (yield))())
-
-
-async def _raise(exc: BaseException) -> None:
-    raise exc
 
 
 class H2Stream:
@@ -427,68 +420,14 @@ class H2Session(asyncio.Protocol):
                     scope["root_path"] = found.script_name
         cycle = RequestCycle(stream, req, scope)  # type: ignore[arg-type]
         stream.cycle = cycle
-        cycle.started_at = time.monotonic()
-        if config.counting:
-            config.worker.request_started()
-        if config.pre_request is not None:
-            try:
-                config.pre_request(config.worker, cycle.info())
-            except Exception:
-                config.log.exception("Exception in pre_request hook")
-        try:
-            coro = config.app(scope, cycle.receive, cycle.send)
-        except Exception as exc:
-            coro = _raise(exc)
-        if not asyncio.iscoroutine(coro):
-            coro = cycle.run()
-        loop = self.loop
-        if loop not in current_tasks:
-            stream.stepping = True
-            task = start_eagerly(loop, coro)
-            stream.stepping = False
-            if task.done():
-                cycle.finished(task)
-                return
-        else:
-            task = loop.create_task(coro)
-        cycle.task = task
-        config.tasks.add(task)
-        task.add_done_callback(cycle.finished)
+        cycle.start()
 
     def stream_done(self, stream: H2Stream, cycle: RequestCycle) -> None:
         """The application of one stream returned: log, count, forget the stream."""
         config = self.config
-        if cycle.task is not None:
-            config.tasks.discard(cycle.task)
         if not cycle.complete and not stream.reset:
             stream.abort()
-        if config.access is not None:
-            scope = cycle.scope
-            client = scope["client"]
-            log_access(
-                config.access,
-                config.log,
-                cycle.req,
-                client[0] if client else "unix",
-                scope["method"],
-                cycle.status or 500,
-                cycle.sent,
-                time.monotonic() - cycle.started_at,
-                cycle.resp_headers,
-                scope,
-            )
-        if config.post_request is not None:
-            try:
-                config.post_request(config.worker, cycle.info(), cycle.scope, cycle)
-            except Exception:
-                config.log.exception("Exception in post_request hook")
-        worker = config.worker
-        if worker is not None:
-            if config.counting:
-                worker.request_finished(
-                    cycle.scope["method"], cycle.status or 500, time.monotonic() - cycle.started_at
-                )
-            worker.handled_request()
+        cycle.account()
         self.streams.pop(stream.stream_id, None)
         stream.cycle = None
         self.last_active = config.clock
