@@ -16,14 +16,20 @@ from unicorn_core.settings import Setting
 SECTION = "HTTP"
 
 
-def _ip_list(value: Any) -> list[str]:
-    """Comma-separated text or a list of addresses / networks, or `*`."""
+def _items(value: Any) -> list[str]:
+    """Comma-separated text or a list, as its non-empty stripped items."""
     if isinstance(value, str):
-        items = [part.strip() for part in value.split(",") if part.strip()]
+        parts = value.split(",")
     elif isinstance(value, (list, tuple)):
-        items = [str(v).strip() for v in value]
+        parts = [str(v) for v in value]
     else:
         raise TypeError("")
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _ip_list(value: Any) -> list[str]:
+    """Comma-separated text or a list of addresses / networks, or `*`."""
+    items = _items(value)
     for item in items:
         if item == "*" or item.startswith("unix:"):
             continue
@@ -36,13 +42,7 @@ def _ip_list(value: Any) -> list[str]:
 
 def _name_list(value: Any) -> list[str]:
     """Comma-separated text or a list of header names, kept upper case."""
-    if isinstance(value, str):
-        items = [part.strip() for part in value.split(",")]
-    elif isinstance(value, (list, tuple)):
-        items = [str(v).strip() for v in value]
-    else:
-        raise TypeError("")
-    return [item.upper() for item in items if item]
+    return [item.upper() for item in _items(value)]
 
 
 def _protocol_name(value: Any) -> str:
@@ -90,12 +90,7 @@ _HTTP_PROTOCOLS = ("h1", "h2")
 
 def _http_protocols(value: Any) -> list[str]:
     """gunicorn's `h2,h1`: the protocols offered, in order of preference."""
-    if isinstance(value, str):
-        items = [part.strip().lower() for part in value.split(",") if part.strip()]
-    elif isinstance(value, (list, tuple)):
-        items = [str(v).strip().lower() for v in value]
-    else:
-        raise TypeError("")
+    items = [item.lower() for item in _items(value)]
     for item in items:
         if item not in _HTTP_PROTOCOLS:
             raise ValueError(f"{item!r} is not one of h1, h2")
