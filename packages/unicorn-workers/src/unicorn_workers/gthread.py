@@ -175,6 +175,9 @@ class ThreadedServer:
         self.lock = threading.Lock()
         self.poller = poller if poller is not None else make_poller()
         self.accepting = False
+        #: pool threads inside ``_accept``: they may hold accepted sockets that are
+        #: not in ``conns`` yet, which the drain must wait for
+        self.arriving = 0
         #: the listeners were left disarmed at the connection bound
         self.paused = False
         self.running = False
@@ -232,7 +235,9 @@ class ThreadedServer:
         deadline = time.monotonic() + self.graceful_timeout
         while True:
             self._sweep(time.monotonic(), draining=True)
-            if not self.conns or time.monotonic() >= deadline:
+            # A thread still in _accept may hold a client it took before accepting
+            # stopped: leaving now would close that socket unanswered.
+            if not (self.conns or self.arriving) or time.monotonic() >= deadline:
                 break
             control.notify()
             try:
@@ -378,7 +383,22 @@ class ThreadedServer:
                     self._close(conn, fd)
 
     def _accept(self, lfd: int) -> None:
-        """Accept what is waiting, re-arm the listener, then serve or park each client."""
+        """Accept what is waiting, re-arm the listener, then serve or park each client.
+
+        The thread counts itself in ``arriving`` before it accepts, under the lock
+        the drain stops accepting with: the drain then waits for every socket
+        already taken until it is in ``conns`` (and served)."""
+        with self.lock:
+            if not self.accepting:
+                return
+            self.arriving += 1
+        try:
+            self._accept_batch(lfd)
+        finally:
+            with self.lock:
+                self.arriving -= 1
+
+    def _accept_batch(self, lfd: int) -> None:
         config = self.config
         control = self.control
         ls = self.listeners[lfd]
