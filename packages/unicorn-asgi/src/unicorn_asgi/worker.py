@@ -35,6 +35,8 @@ from unicorn_core.workers import Worker
 __all__ = ["ASGIWorker", "new_event_loop"]
 
 _TICK = 0.25
+#: loop callbacks between an accept and the protocol's connection_made, with room
+_ACCEPT_HOPS = 3
 
 
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
@@ -255,6 +257,12 @@ class ASGIWorker(Worker):
         config.stopping = True
         config.on_count = None
         self._stop_listening()
+        # A client accepted just before the close has no protocol in connections
+        # until the loop runs its connection_made, queued one callback later
+        # (uvloop) or two (asyncio). Counting before that, an otherwise empty
+        # worker would exit and close it unanswered: let those callbacks run.
+        for _ in range(_ACCEPT_HOPS):
+            await asyncio.sleep(0)
         for proto in list(config.connections):
             proto.stop()
         deadline = loop.time() + float(self.cfg.graceful_timeout)
