@@ -110,8 +110,8 @@ class HTTP2Support:
         """``"h2"``: the connection is HTTP/2 now; ``"probe"``: its first bytes tell
         (see :meth:`probe`); None: HTTP/1.1."""
         sock = conn.sock
-        if isinstance(sock, ssl.SSLSocket):
-            if self.handshake:
+        if conn.is_ssl:
+            if self.handshake and sock.version() is None:
                 # do_handshake_on_connect off: ALPN is only known after the handshake.
                 sock.do_handshake()
             return "h2" if sock.selected_alpn_protocol() == "h2" else None
@@ -381,7 +381,7 @@ class H2Session:
 
         h2 = self.h2
         sock = self.sock
-        is_ssl = isinstance(sock, ssl.SSLSocket)
+        is_ssl = self.conn.is_ssl
         control = self.control
         with self.lock:
             h2.initiate_connection()
@@ -448,8 +448,9 @@ class H2Session:
                     continue
             if self._r in ready:
                 try:
-                    while os.read(self._r, 4096):
-                        pass
+                    # one read empties it (one byte per poke); a loop to EAGAIN
+                    # would wait forever under eventlet's green os.read
+                    os.read(self._r, 4096)
                 except OSError:
                     pass
             if sock in ready:
