@@ -48,7 +48,9 @@ def app(environ, start_response):
 
         return failing()
     if path.startswith("/wait/"):
-        _wait_mark(path[len("/wait/") :])
+        name = path[len("/wait/") :]
+        (Path(os.environ["H2_MARK_DIR"]) / f"started-{name}").write_text("")
+        _wait_mark(name)
         start_response("200 OK", text)
         return [b"waited"]
     start_response("200 OK", text)
