@@ -413,6 +413,7 @@ class H2Session:
                 continue
             if stopping_at is not None:
                 if h2.finished and not self.running:
+                    self._linger()
                     return
                 if now > stopping_at:
                     self.log.warning(
@@ -425,7 +426,8 @@ class H2Session:
                 if now - self.last_active > self.keepalive:
                     with self.lock:
                         h2.close_gracefully()
-                    self._write()
+                    if self._write():
+                        self._linger()
                     return
                 pending = h2.pending_since
                 limit = self.config.header_timeout
@@ -462,6 +464,22 @@ class H2Session:
                     return
                 if not data:
                     return
+
+    def _linger(self) -> None:
+        """After our GOAWAY: end our side and read what the client still sends for
+        a moment, so that closing does not reset the connection (which could
+        discard the GOAWAY before the client reads it)."""
+        sock = self.sock
+        try:
+            if not self.conn.is_ssl:
+                sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([sock], [], [], deadline - time.monotonic())
+                if not ready or not sock.recv(65536):
+                    return
+        except (OSError, ValueError):
+            pass
 
     def _write(self) -> bool:
         with self.lock:
