@@ -1,4 +1,4 @@
-"""HTTP/2, one worker: unicorn -k asgi vs gunicorn, hypercorn and granian, with h2load.
+"""HTTP/2, one worker: unicorn -k asgi, gthread, gevent vs gunicorn, hypercorn and granian, with h2load.
 
 Each server runs one worker pinned to CPU 0 (taskset when present); h2load
 runs on CPU 1: ``-n N -c 32 -m 10`` (32 connections, 10 streams each) against
@@ -56,6 +56,13 @@ def servers(port: int, tls: tuple[str, str] | None) -> dict[str, list[str] | str
         "unicorn -k asgi": [py, "-m", "unicorn_core", "-k", "asgi", "-w", "1", "-b", bind,
                             "--log-level", "warning", "--no-control-socket", *h2, *tls_args, APP],
     }  # fmt: skip
+    for worker in ("gthread", "gevent"):
+        if worker == "gevent" and not importlib.util.find_spec("gevent"):
+            continue
+        out[f"unicorn -k {worker}"] = [
+            py, "-m", "unicorn_core", "-k", worker, "-w", "1", "-b", bind,
+            "--log-level", "warning", "--no-control-socket", *h2, *tls_args, "apps:wsgi_app",
+        ]  # fmt: skip
     if importlib.util.find_spec("gunicorn") and importlib.util.find_spec("h2"):
         for worker in ("asgi", "gthread", "gevent"):
             if worker == "gevent" and not importlib.util.find_spec("gevent"):

@@ -411,8 +411,8 @@ SETTINGS = (
         default=["h1"],
         doc="The HTTP versions offered, in order of preference (gunicorn's names): "
         "`h1`, `h2`, or `h2,h1`. Over TLS they are offered by ALPN; in cleartext, "
-        "HTTP/2 needs `http2_cleartext`. HTTP/2 is served by the `asgi` worker and "
-        "needs the h2 library (`unicorn[http2]`); a worker that cannot carry it "
+        "HTTP/2 needs `http2_cleartext`. HTTP/2 is served by the `asgi`, `gthread`, "
+        "`gevent` and `eventlet` workers and needs the h2 library (`unicorn[http2]`); a worker that cannot carry it "
         "offers HTTP/1.1 alone and says so at boot.",
     ),
     Setting(

@@ -50,6 +50,7 @@ from typing import Any, Protocol
 
 from unicorn_core.workers import Worker
 from unicorn_http import NEED_DATA
+from unicorn_workers.http2 import HTTP2Support
 from unicorn_workers.wsgi import RECV_SIZE, ClientConnection, WSGIConfig
 
 __all__ = ["GreenBackend", "GreenServer", "GreenWorker"]
@@ -109,6 +110,7 @@ class GreenServer:
         keepalive: float = 2.0,
         graceful_timeout: float = 30.0,
         do_handshake_on_connect: bool = False,
+        http2: Any = None,
     ) -> None:
         self.config = config
         self.control = control
@@ -120,6 +122,8 @@ class GreenServer:
         self.handshake_timeout = config.header_timeout or config.timeout
         self.graceful_timeout = graceful_timeout
         self.do_handshake_on_connect = do_handshake_on_connect
+        #: HTTP/2 (``unicorn_workers.http2.HTTP2Support``), None when not offered
+        self.http2 = http2
         # The listeners were made before the patch: give each a cooperative twin
         # on a duplicate descriptor (closing it leaves the master's untouched).
         self.listeners = [
@@ -263,6 +267,8 @@ class GreenServer:
             conn = GreenConnection(client, peer, config, is_ssl=is_ssl, server=name)
             if not conn.admitted:
                 return
+            if self.http2 is not None and self._http2(conn):
+                return
             header_timeout = config.header_timeout
             keepalive = self.keepalive
             started = time.monotonic()
@@ -321,6 +327,33 @@ class GreenServer:
                     client.close()
                 except OSError:
                     pass
+
+    def _http2(self, conn: ClientConnection) -> bool:
+        """Serve the connection as HTTP/2 if it is (ALPN h2, or a trusted peer's
+        preface): this green thread becomes its connection thread, each stream a
+        green thread of its own (unicorn_workers.http2). False: HTTP/1.1."""
+        from unicorn_workers.http2 import H2Session
+
+        mode = self.http2.negotiate(conn)
+        if mode == "probe":
+            limit = self.config.header_timeout or self.keepalive
+            try:
+                ready, _, _ = select.select([conn.sock], [], [], limit)
+            except (OSError, ValueError):
+                ready = []
+            if not ready or not self.http2.probe(conn):
+                return conn.broken
+        elif mode != "h2":
+            return False
+        H2Session(
+            conn,
+            self.http2,
+            self.control,
+            self.backend.spawn,
+            keepalive=self.keepalive,
+            graceful_timeout=self.graceful_timeout,
+        ).serve()
+        return True
 
     def _tls(self, client: socket.socket, peer: Any) -> socket.socket | None:
         """Wrap in TLS; without ``do_handshake_on_connect`` the handshake is done
@@ -384,6 +417,8 @@ class GreenWorker(Worker):
     backend: GreenBackend
     #: ClientConnection calls request_started()/request_finished() (one thread)
     counts_requests = True
+    #: ALPN offers h2 and prior knowledge is honoured (unicorn_workers.http2)
+    supports_http2 = True
 
     def init_process(self) -> None:
         if self.app_loader is not None and getattr(self.app_loader, "loaded", False):
@@ -437,5 +472,6 @@ class GreenWorker(Worker):
             keepalive=cfg.keepalive,
             graceful_timeout=cfg.graceful_timeout,
             do_handshake_on_connect=cfg.do_handshake_on_connect,
+            http2=HTTP2Support.from_cfg(cfg, self.log),
         )
         self._server.serve()

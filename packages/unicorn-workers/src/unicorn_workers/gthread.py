@@ -43,6 +43,7 @@ from typing import Any
 
 from unicorn_core.workers import Worker
 from unicorn_http import NEED_DATA
+from unicorn_workers.http2 import HTTP2Support
 from unicorn_workers.sync import accept_ready, prepare_client, server_address
 from unicorn_workers.wsgi import RECV_SIZE, ClientConnection, WSGIConfig
 
@@ -162,6 +163,7 @@ class ThreadedServer:
         keepalive: float = 2.0,
         graceful_timeout: float = 30.0,
         poller: EpollSet | SelectorSet | None = None,
+        http2: Any = None,
     ) -> None:
         self.config = config
         self.control = control
@@ -182,6 +184,11 @@ class ThreadedServer:
         self.paused = False
         self.running = False
         self.pool: list[threading.Thread] = []
+        #: HTTP/2 (``unicorn_workers.http2.HTTP2Support``), None when not offered
+        self.http2 = http2
+        #: cleartext connections whose first bytes say whether they are HTTP/2
+        self._h2_probe: set[int] = set()
+        self._h2_streams: Any = None
 
     # -- the main thread ------------------------------------------------------------------
 
@@ -438,15 +445,29 @@ class ThreadedServer:
                 self._resume_after_close()
                 continue
             fd = client.fileno()
+            mode = None
+            if self.http2 is not None:
+                try:
+                    mode = self.http2.negotiate(conn)
+                except OSError as exc:
+                    config.log.debug("TLS handshake with %s failed: %s", peer, exc)
+                    conn.close()
+                    self._resume_after_close()
+                    continue
             with self.lock:
                 self.conns[fd] = conn
                 self._crowded()
+                if mode == "probe":
+                    self._h2_probe.add(fd)
+            if mode == "h2":
+                self._to_http2(conn, fd)
+                continue
             # Clients usually send the request right after connecting: serve it now
             # rather than after a round through the poller. Only the last of a
             # batch: the others go to the poller at once, where the other threads
             # take them, so no request waits behind another's application.
             data = None
-            if not is_ssl and i == last:
+            if not is_ssl and i == last and mode is None:
                 try:
                     data = client.recv(RECV_SIZE, socket.MSG_DONTWAIT)
                 except (BlockingIOError, InterruptedError):
@@ -473,6 +494,15 @@ class ThreadedServer:
     def _serve(self, conn: ClientConnection, fd: int, registered: bool = True) -> None:
         """Serve a connection that became readable, until it needs bytes again."""
         control = self.control
+        if self._h2_probe and fd in self._h2_probe:
+            self._h2_probe.discard(fd)
+            verdict = self.http2.probe(conn)
+            if verdict:
+                self._to_http2(conn, fd)
+                return
+            if conn.broken:
+                self._close(conn, fd)
+                return
         if registered and conn.fill_ready() is None:
             # Reported readable but empty: the report was for an earlier socket
             # with the same descriptor. Wait for this one's bytes in the poller.
@@ -515,6 +545,45 @@ class ThreadedServer:
                 break
         self._close(conn, fd)
 
+    def _to_http2(self, conn: ClientConnection, fd: int) -> None:
+        """The connection is HTTP/2: a connection thread of its own serves it, its
+        streams run on a pool of ``threads`` threads (unicorn_workers.http2)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from unicorn_workers.http2 import H2Session
+
+        with self.lock:
+            conn.idle = False
+            if conn.registered:
+                conn.registered = False
+                try:
+                    self.poller.remove(fd)
+                except OSError:
+                    pass
+            if self._h2_streams is None:
+                self._h2_streams = ThreadPoolExecutor(
+                    max_workers=self.threads, thread_name_prefix="unicorn-h2-stream"
+                )
+        pool = self._h2_streams
+        session = H2Session(
+            conn,
+            self.http2,
+            self.control,
+            pool.submit,
+            keepalive=self.keepalive,
+            graceful_timeout=self.graceful_timeout,
+        )
+
+        def run() -> None:
+            try:
+                session.serve()
+            except Exception:
+                self.config.log.exception("Error serving an HTTP/2 connection")
+            finally:
+                self._close(conn, fd)
+
+        threading.Thread(target=run, name=f"unicorn-h2-{fd}", daemon=True).start()
+
     def _close(self, conn: ClientConnection, fd: int) -> None:
         with self.lock:
             if self.conns.get(fd) is conn:
@@ -547,11 +616,15 @@ def serve_threaded(worker: Worker) -> None:
         worker_connections=cfg.worker_connections,
         keepalive=cfg.keepalive,
         graceful_timeout=cfg.graceful_timeout,
+        http2=HTTP2Support.from_cfg(cfg, worker.log) if worker.supports_http2 else None,
     ).serve()
 
 
 class ThreadWorker(Worker):
     """``-k gthread``: ``threads`` threads per process, keep-alive connections."""
+
+    #: ALPN offers h2 and prior knowledge is honoured (unicorn_workers.http2)
+    supports_http2 = True
 
     def run(self) -> None:
         serve_threaded(self)
