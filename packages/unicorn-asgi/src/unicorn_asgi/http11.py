@@ -181,6 +181,8 @@ class ASGIConfig:
         self.h2_only = cleartext == "prior-knowledge"
         self.h2_upgrade = cleartext in ("upgrade", "both")
         self.h2_options = http2_options(cfg)
+        #: SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441): on once a handler is installed
+        self.h2_options["enable_connect_protocol"] = False
         self.worker_connections = max(1, int(get("worker_connections", 1000)))
         #: the protocol and the trust rules every connection shares (unicorn_http.edge)
         self.edge = EdgeRules(**edge_options(cfg), log=log)
@@ -218,6 +220,9 @@ class ASGIConfig:
         #: connection over; without one an upgrade request is an ordinary http request
         #: the application answers (101 is refused in http.response.start).
         self.upgrades: dict[bytes, Callable[[H1Protocol, Request], bool]] = {}
+        #: HTTP/2 extended CONNECT ``:protocol`` (lower-case bytes) ->
+        #: ``handler(stream, request, scope)``, which takes the stream over (RFC 8441)
+        self.connect_protocols: dict[bytes, Callable[[Any, Request, dict], None]] = {}
 
     def running_cycles(self) -> list[RequestCycle]:
         """The requests being answered now, on every connection (HTTP/2: every stream)."""

@@ -76,6 +76,7 @@ class H2Stream:
         "stepping",
         "stream_id",
         "their_state",
+        "tunnel",
         "write_blocked",
     )
 
@@ -100,6 +101,8 @@ class H2Stream:
         self.write_blocked = False
         self.drain_waiter: asyncio.Future | None = None
         self.cycle: RequestCycle | None = None
+        #: an extended CONNECT's session (RFC 8441), fed the stream's DATA instead of a cycle
+        self.tunnel: Any = None
 
     # -- the connection a RequestCycle reads and answers ---------------------------------
 
@@ -189,6 +192,8 @@ class H2Stream:
         """The stream's send buffer drained, or the transport's did."""
         if not self.session.write_paused:
             self.write_blocked = False
+        if self.tunnel is not None:
+            self.tunnel.writable()
         waiter = self.drain_waiter
         if waiter is not None and not self.write_paused:
             self.drain_waiter = None
@@ -225,6 +230,8 @@ class H2Stream:
             cycle.disconnected = True
             cycle.wake()
             cycle.cancel_after(self.config.disconnect_grace)
+        if self.tunnel is not None:
+            self.tunnel.connection_lost(None)
         self.wake_drain()
 
     def wake_drain(self) -> None:
@@ -350,6 +357,9 @@ class H2Session(asyncio.Protocol):
                 stream = streams.get(sid)
                 if stream is None:
                     continue
+                if stream.tunnel is not None:
+                    stream.tunnel.stream_event(event)
+                    continue
                 if kind is EndOfMessage:
                     stream.their_state = _DONE
                 stream.events.append(event)
@@ -418,18 +428,28 @@ class H2Session(asyncio.Protocol):
                     scope["client"] = (found.client, 0)
                 if found.script_name is not None:
                     scope["root_path"] = found.script_name
+        if req.upgrade is not None and req.method == b"CONNECT":
+            # RFC 8441 extended CONNECT: the handler takes the stream over
+            handler = config.connect_protocols.get(req.upgrade)
+            if handler is not None:
+                handler(stream, req, scope)
+                return
         cycle = RequestCycle(stream, req, scope)  # type: ignore[arg-type]
         stream.cycle = cycle
         cycle.start()
 
     def stream_done(self, stream: H2Stream, cycle: RequestCycle) -> None:
         """The application of one stream returned: log, count, forget the stream."""
-        config = self.config
         if not cycle.complete and not stream.reset:
             stream.abort()
         cycle.account()
-        self.streams.pop(stream.stream_id, None)
         stream.cycle = None
+        self.forget(stream)
+
+    def forget(self, stream: H2Stream) -> None:
+        """The stream is over for us (its application returned): drop it."""
+        config = self.config
+        self.streams.pop(stream.stream_id, None)
         self.last_active = config.clock
         if not self.streams:
             self.cycle = None
@@ -485,6 +505,8 @@ class H2Session(asyncio.Protocol):
             self._close()
             return
         for stream in list(self.streams.values()):
+            if stream.tunnel is not None:
+                stream.tunnel.end_event_stream()
             cycle = stream.cycle
             if cycle is not None:
                 cycle.shutdown = True

@@ -49,9 +49,29 @@ from unicorn_http import (
     WebSocketProtocolError,
 )
 
-__all__ = ["SETTINGS", "WebSocketSession", "install", "upgrade_websocket"]
+__all__ = [
+    "SETTINGS",
+    "H2WebSocket",
+    "WebSocketSession",
+    "connect_websocket",
+    "install",
+    "upgrade_websocket",
+]
 
 SETTINGS = (
+    Setting(
+        name="websocket",
+        section="ASGI",
+        cli=("--no-websocket",),
+        type="bool",
+        default=True,
+        flag_value=False,
+        doc="Serve WebSockets on the `asgi` worker: HTTP/1.1 `Upgrade: websocket` "
+        "and, on HTTP/2, extended CONNECT (RFC 8441, announced with "
+        "SETTINGS_ENABLE_CONNECT_PROTOCOL). `--no-websocket` turns both off: an "
+        "upgrade request reaches the application as an ordinary `http` request, "
+        "and an extended CONNECT is refused with RST_STREAM.",
+    ),
     Setting(
         name="websocket_max_message_size",
         section="ASGI",
@@ -78,12 +98,17 @@ SETTINGS = (
 
 
 def install(config: Any, cfg: Any) -> None:
-    """Read the WebSocket settings into ``config`` and take ``Upgrade: websocket``."""
+    """Read the WebSocket settings into ``config`` and take ``Upgrade: websocket``
+    (HTTP/1.1) and extended CONNECT with ``:protocol`` websocket (HTTP/2)."""
+    if getattr(cfg, "websocket", True) is False:
+        return
     size = getattr(cfg, "websocket_max_message_size", None)
     config.ws_max_message_size = 16 * 1024 * 1024 if size is None else int(size)
     deflate = getattr(cfg, "websocket_per_message_deflate", None)
     config.ws_deflate = True if deflate is None else bool(deflate)
     config.upgrades[b"websocket"] = upgrade_websocket
+    config.connect_protocols[b"websocket"] = connect_websocket
+    config.h2_options["enable_connect_protocol"] = True
 
 
 _QUEUE_HIGH = 16
@@ -161,7 +186,14 @@ def upgrade_websocket(proto: Any, req: Request) -> bool:
 
 
 class WebSocketSession(asyncio.Protocol):
-    """One WebSocket: the application's ``receive``/``send`` and the transport's callbacks."""
+    """One WebSocket: the application's ``receive``/``send`` and the transport's callbacks.
+
+    The transport is reached through ``_write``, ``_pause_reading``,
+    ``_resume_reading`` and ``_close_transport`` only, which ``H2WebSocket``
+    replaces to run the same session on an HTTP/2 stream."""
+
+    #: the status of an accepted handshake (RFC 6455 section 4.2.2; RFC 8441 section 5: 200)
+    accept_status = 101
 
     def __init__(self, proto: Any, handshake: WebSocketHandshake, scope: dict) -> None:
         self.proto = proto
@@ -237,7 +269,7 @@ class WebSocketSession(asyncio.Protocol):
         we write (the Pongs and Close echoes the protocol answers on its own)."""
         if self.read_paused and len(self.queue) < _QUEUE_HIGH // 2 and not self.proto.write_paused:
             self.read_paused = False
-            self.proto.transport.resume_reading()
+            self._resume_reading()
 
     def _disconnect_message(self) -> dict:
         return {
@@ -275,7 +307,7 @@ class WebSocketSession(asyncio.Protocol):
             )
         except LocalProtocolError as exc:
             raise RuntimeError(f"websocket.accept refused: {exc}") from None
-        self._write(self.conn.send_response(101, headers))
+        self._write(self.conn.send_response(self.accept_status, headers))
         self.ws = ws
         self.state = OPEN
         trailing, _ = self.conn.trailing_data
@@ -337,7 +369,7 @@ class WebSocketSession(asyncio.Protocol):
             self.early.append(data)
             if sum(map(len, self.early)) > 65536 and not self.read_paused:
                 self.read_paused = True
-                self.proto.transport.pause_reading()
+                self._pause_reading()
             return
         self.ws.receive_data(data)
         self._pump()
@@ -378,7 +410,7 @@ class WebSocketSession(asyncio.Protocol):
         # otherwise pile up its Pongs in the transport without bound.
         if (len(queue) >= _QUEUE_HIGH or self.proto.write_paused) and not self.read_paused:
             self.read_paused = True
-            self.proto.transport.pause_reading()
+            self._pause_reading()
 
     def _finish(self, code: int, reason: str) -> None:
         """The WebSocket is over (the peer's Close, or a protocol error)."""
@@ -421,5 +453,160 @@ class WebSocketSession(asyncio.Protocol):
         if data:
             self.proto.write(data)
 
+    def _pause_reading(self) -> None:
+        self.proto.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        self.proto.transport.resume_reading()
+
     def _close_transport(self) -> None:
         self.proto.close()
+
+
+# -- WebSocket over HTTP/2 (RFC 8441) ------------------------------------------------------
+
+
+def connect_websocket(stream: Any, req: Request, scope: dict) -> None:
+    """``ASGIConfig.connect_protocols[b"websocket"]``: an HTTP/2 extended CONNECT
+    with ``:protocol`` websocket. ``scope`` is the stream's ``http`` scope, built
+    (forwarded headers included) by ``H2Session``; it becomes a ``websocket`` one."""
+    try:
+        handshake = WebSocketHandshake.from_connect(req)
+    except WebSocketHandshakeError as exc:
+        stream.config.log.info(
+            "Bad WebSocket handshake from %s: %s (%d)", stream.peer_text(), exc.reason, exc.status
+        )
+        stream.send_error(exc)
+        stream.session.forget(stream)
+        return
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["scheme"] = _WS_SCHEMES.get(scope["scheme"], scope["scheme"])
+    scope["subprotocols"] = handshake.subprotocols
+    scope["extensions"] = _ws_extensions(stream.session)
+    session = H2WebSocket(stream, handshake, scope)
+    stream.tunnel = session
+    session.start()
+
+
+class H2WebSocket(WebSocketSession):
+    """A WebSocket on one HTTP/2 stream (RFC 8441): the same session, its frames
+    carried in DATA frames.
+
+    ``proto`` is the ``H2Stream``. Reading is paced by the stream's window: the
+    bytes received while reading is paused are handed back to the client only
+    once the application catches up. Frames the client's window cannot take
+    yet wait in ``pending`` (the application waits in ``send()`` meanwhile;
+    the Pongs of a Ping flood are bounded because reading pauses too). The
+    end of the WebSocket is our END_STREAM; the client's END_STREAM is its
+    end of stream (1006 without a Close), its RST_STREAM a lost connection."""
+
+    accept_status = 200
+
+    def __init__(self, stream: Any, handshake: WebSocketHandshake, scope: dict) -> None:
+        super().__init__(stream, handshake, scope)
+        self.pending: list[bytes] = []
+        #: received bytes not yet given back to the client's window
+        self.owed = 0
+        #: our side is over: END_STREAM sent (or waiting behind ``pending``), or reset
+        self.ended = False
+        self.released = False
+
+    def start(self) -> None:
+        super().start()
+        self.task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._maybe_release()
+
+    # -- the stream's events (H2Session._dispatch) ------------------------------------------
+
+    def stream_event(self, event: object) -> None:
+        data = getattr(event, "data", None)
+        if data is None:
+            # END_STREAM: the client's side of the tunnel ended (its FIN)
+            self.data_received(b"")
+            return
+        self.data_received(data)
+        if self.read_paused:
+            self.owed += len(data)
+        else:
+            self.proto.session.consumed(self.proto.stream_id, len(data))
+
+    def writable(self) -> None:
+        """The client opened its window (H2Stream.writable)."""
+        stream = self.proto
+        if self.pending and stream.session.h2.writable(stream.stream_id):
+            data = b"".join(self.pending)
+            self.pending.clear()
+            stream.send_data(data)
+        if self.ended and not self.pending:
+            self._end_stream()
+        self._maybe_resume()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """RST_STREAM from the client, or the connection went away (H2Stream.gone)."""
+        self.disconnected = True
+        self.pending.clear()
+        if self.state != CLOSED:
+            self.state = CLOSED
+            if self.close_code is None:
+                self.close_code = 1006
+        self.ended = True
+        self.wake()
+        self._maybe_release()
+
+    # -- the transport, as an HTTP/2 stream -------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if not data:
+            return
+        stream = self.proto
+        if self.pending or not stream.session.h2.writable(stream.stream_id):
+            self.pending.append(data)
+            stream.write_blocked = True
+        else:
+            stream.send_data(data)
+
+    def _pause_reading(self) -> None:
+        """Nothing to do: the bytes that arrive from now on are ``owed``."""
+
+    def _resume_reading(self) -> None:
+        owed, self.owed = self.owed, 0
+        if owed:
+            self.proto.session.consumed(self.proto.stream_id, owed)
+
+    def _close_transport(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        if self.pending:
+            # a client that never opens its window does not keep the stream
+            self.config.loop.call_later(_CLOSE_WAIT, self._give_up)
+        else:
+            self._end_stream()
+
+    def _end_stream(self) -> None:
+        stream = self.proto
+        if not stream.reset and stream.our_state != "DONE":
+            stream.send_end()
+        self._maybe_release()
+
+    def _give_up(self) -> None:
+        if self.pending:
+            self.pending.clear()
+            self.proto.abort()
+            self._maybe_release()
+
+    def _maybe_release(self) -> None:
+        """Both the application and the stream are over: the session forgets it."""
+        if self.released or not self.ended or self.pending:
+            return
+        task = self.task
+        if task is not None and not task.done():
+            return
+        self.released = True
+        stream = self.proto
+        stream.tunnel = None
+        stream.closed = True
+        stream.session.forget(stream)

@@ -329,6 +329,8 @@ class WebSocketHandshake:
     subprotocols: list[str]
     #: offered extensions: (name, [(parameter, value or None), ...]) in the client's order
     extensions: list[ExtensionOffer]
+    #: an RFC 8441 extended CONNECT on an HTTP/2 stream: no key, answered 200
+    over_http2: bool = False
 
     @classmethod
     def from_request(cls, request: Request) -> WebSocketHandshake:
@@ -412,6 +414,45 @@ class WebSocketHandshake:
             _parse_extensions(b",".join(extensions)) if extensions else [],
         )
 
+    @classmethod
+    def from_connect(cls, request: Request) -> WebSocketHandshake:
+        """Check an HTTP/2 extended CONNECT (RFC 8441 section 5) whose ``:protocol``
+        is ``websocket``; raise ``WebSocketHandshakeError`` (400).
+
+        The key and its accept value are superseded by ``:protocol`` (section 5),
+        and so are ``Upgrade`` and ``Connection``, which HTTP/2 forbids; what
+        remains of RFC 6455 section 4.2.1 is the version, the subprotocols and
+        the extensions. A missing ``Sec-WebSocket-Version`` is taken as 13."""
+        if request.method != b"CONNECT" or request.upgrade != b"websocket":
+            raise WebSocketHandshakeError(
+                "a WebSocket over HTTP/2 is a CONNECT with :protocol websocket (RFC 8441 section 4)"
+            )
+        versions: list[bytes] = []
+        protocols: list[bytes] = []
+        extensions: list[bytes] = []
+        for name, value in request.headers:
+            if name == b"sec-websocket-version":
+                versions.append(value.strip(b" \t"))
+            elif name == b"sec-websocket-protocol":
+                protocols += _tokens(value)
+            elif name == b"sec-websocket-extensions":
+                extensions.append(value)
+        if versions and versions != [b"13"]:
+            raise WebSocketHandshakeError(
+                "unsupported Sec-WebSocket-Version; this server speaks 13 (RFC 6455 section 4.4)"
+            )
+        for protocol in protocols:
+            if not _is_token(protocol):
+                raise WebSocketHandshakeError(
+                    "Sec-WebSocket-Protocol must be a list of tokens (RFC 6455 section 4.3)"
+                )
+        return cls(
+            b"",
+            [p.decode("ascii") for p in protocols],
+            _parse_extensions(b",".join(extensions)) if extensions else [],
+            True,
+        )
+
     def accept(
         self,
         subprotocol: str | None = None,
@@ -420,7 +461,8 @@ class WebSocketHandshake:
         permessage_deflate: PerMessageDeflate | None = PerMessageDeflate(),
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> tuple[Headers, WSConnection]:
-        """The headers of the 101 response and the connection that speaks on.
+        """The headers of the 101 response (200 over HTTP/2) and the connection
+        that speaks on.
 
         ``subprotocol`` must be one the client offered (RFC 6455 section 4.2.2
         point 5.4). ``permessage_deflate`` is the server's policy, None to never
@@ -429,11 +471,14 @@ class WebSocketHandshake:
         """
         if subprotocol is not None and subprotocol not in self.subprotocols:
             raise LocalProtocolError(f"subprotocol {subprotocol!r} was not offered by the client")
-        headers: Headers = [
-            (b"Upgrade", b"websocket"),
-            (b"Connection", b"Upgrade"),
-            (b"Sec-WebSocket-Accept", accept_key(self.key)),
-        ]
+        if self.over_http2:
+            headers: Headers = []
+        else:
+            headers = [
+                (b"Upgrade", b"websocket"),
+                (b"Connection", b"Upgrade"),
+                (b"Sec-WebSocket-Accept", accept_key(self.key)),
+            ]
         if subprotocol is not None:
             headers.append((b"Sec-WebSocket-Protocol", subprotocol.encode("ascii")))
         deflate = None

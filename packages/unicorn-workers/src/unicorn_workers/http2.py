@@ -86,7 +86,8 @@ class HTTP2Support:
         cleartext = str(getattr(cfg, "http2_cleartext", "off")) if self.enabled else "off"
         self.prior_knowledge = cleartext in ("prior-knowledge", "both")
         self.only = cleartext == "prior-knowledge"
-        self.options = http2_options(cfg) if self.enabled else {}
+        # no WebSocket over HTTP/2 on WSGI: extended CONNECT (RFC 8441) is not announced
+        self.options = {**http2_options(cfg), "enable_connect_protocol": False} if self.enabled else {}
         self.handshake = not getattr(cfg, "do_handshake_on_connect", True)
         self.log = log
         if self.enabled and not cfg.is_ssl and not self.prior_knowledge:
