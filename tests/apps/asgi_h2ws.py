@@ -6,6 +6,7 @@ test can see what the application saw."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -54,14 +55,19 @@ async def app(scope, receive, send):
         await send({"type": "websocket.http.response.body", "body": b"who are you?"})
         return
     offered = scope["subprotocols"]
-    await send(
-        {"type": "websocket.accept", "subprotocol": "chat" if "chat" in offered else None}
-    )
+    await send({"type": "websocket.accept", "subprotocol": "chat" if "chat" in offered else None})
     if path == "/close-4001":
         await send({"type": "websocket.close", "code": 4001, "reason": "go away"})
         message = await receive()
         _mark(scope, "last", message)
         return
+    if path == "/stall":
+        # read nothing until the test creates $ASGI_MARK_DIR/<name>.go
+        go = Path(os.environ["ASGI_MARK_DIR"]) / (
+            parse_qs(scope["query_string"].decode())["name"][0] + ".go"
+        )
+        while not go.exists():
+            await asyncio.sleep(0.02)
     if path == "/big":
         await send({"type": "websocket.send", "bytes": bytes(range(256)) * 1024})
     while True:
