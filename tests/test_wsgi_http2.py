@@ -2,8 +2,8 @@
 httpx, curl, nghttp, h2load, and h2's own client over a raw socket where a test
 needs frames (resets, windows, GOAWAY, refused streams).
 
-The connection starts as HTTP/2 by ALPN over TLS or by the preface in cleartext
-(`--http2-cleartext prior-knowledge`).
+The connection starts as HTTP/2 by ALPN over TLS, by the preface in cleartext
+(`--http2-cleartext prior-knowledge`), or by an HTTP/1.1 `Upgrade: h2c` (`upgrade`).
 """
 
 from __future__ import annotations
@@ -441,5 +441,79 @@ def test_sync_worker_does_not_offer_h2(pki, tmp_path):  # noqa: F811
     try:
         with httpx.Client(http2=True, verify=ctx, timeout=10) as client:
             assert client.get(f"https://127.0.0.1:{srv.port}/").text == "HTTP/1.1"
+    finally:
+        srv.stop()
+
+
+# -- h2c Upgrade from HTTP/1.1 (http2_cleartext upgrade / both) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def upgrade_server(tmp_path_factory, worker):
+    tmp = tmp_path_factory.mktemp(f"h2c-{worker}")
+    srv = start(tmp, worker, "--http-protocols", "h2,h1", "--http2-cleartext", "both")
+    yield srv
+    srv.stop()
+
+
+def _curl(*args: str) -> str:
+    out = subprocess.run(
+        ["curl", "-s", "-i", "--max-time", "10", *args], capture_output=True, text=True, timeout=20
+    )
+    return out.stdout.replace("\r\n", "\n")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_h2c_upgrade(upgrade_server):
+    out = _curl("--http2", f"{upgrade_server.url}/environ")
+    assert out.startswith("HTTP/1.1 101 Switching Protocols\n"), out
+    assert "\nupgrade: h2c\n" in out.lower()
+    head, body = out.split("\n\n", 2)[1:]
+    assert head.startswith("HTTP/2 200")  # stream 1, after the 101
+    assert '"SERVER_PROTOCOL": "HTTP/2"' in body
+    # the port takes prior knowledge too (both)
+    out = _curl("--http2-prior-knowledge", f"{upgrade_server.url}/")
+    assert out.startswith("HTTP/2 200") and out.endswith("HTTP/2")
+    # a request with a body is not upgraded (as on the asgi worker): HTTP/1.1 serves it
+    out = _curl("--http2", "--data-binary", "hello", f"{upgrade_server.url}/upload")
+    assert out.startswith("HTTP/1.1 200") and out.endswith("\n5"), out
+
+
+@pytest.mark.skipif(shutil.which("nghttp") is None, reason="nghttp is not installed")
+def test_nghttp_h2c_upgrade_then_more_streams(upgrade_server):
+    url = f"{upgrade_server.url}/"
+    out = subprocess.run(
+        ["nghttp", "-u", "-v", url, url + "big?131072"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "HTTP Upgrade success" in out.stdout, out.stdout
+    # stream 1 (the upgraded request) and stream 3 each get their response
+    assert out.stdout.count(":status: 200") == 2, out.stdout
+
+
+def test_h2c_upgrade_with_bad_settings_is_400(upgrade_server):
+    with socket.create_connection(upgrade_server.addr, timeout=10) as sock:
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"Upgrade: h2c\r\nHTTP2-Settings: AAMA\r\n\r\n"
+        )
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 400") and b"HTTP2-Settings" in reply, reply
+
+
+def test_h2c_upgrade_is_for_trusted_peers(tmp_path, worker):
+    # the whole of 127/8 is loopback: 127.0.0.2 is trusted, 127.0.0.1 is not
+    srv = start(
+        tmp_path, worker, "--http-protocols", "h2,h1", "--http2-cleartext", "upgrade",
+        "--forwarded-allow-ips", "127.0.0.2",
+    )  # fmt: skip
+    try:
+        out = _curl("--http2", "--interface", "127.0.0.2", f"{srv.url}/")
+        assert out.startswith("HTTP/1.1 101") and out.endswith("HTTP/2"), out
+        out = _curl("--http2", f"{srv.url}/")
+        assert out.startswith("HTTP/1.1 200") and out.endswith("HTTP/1.1"), out
     finally:
         srv.stop()

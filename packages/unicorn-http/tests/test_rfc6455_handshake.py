@@ -234,3 +234,52 @@ def test_refusal_through_h1_connection():
     out = h1.respond(exc.value.status, exc.value.headers, exc.value.reason.encode())
     assert out.startswith(b"HTTP/1.1 426 Upgrade Required\r\n")
     assert b"\r\nSec-WebSocket-Version: 13\r\n" in out
+
+
+# RFC 8441: the handshake as an HTTP/2 extended CONNECT (:protocol websocket).
+H2_FIELDS = [(b"host", b"example.com"), (b"sec-websocket-version", b"13")]
+
+
+def connect(add=(), *, fields=None, method=b"CONNECT", protocol=b"websocket") -> Request:
+    return Request(
+        method, b"/chat", (H2_FIELDS if fields is None else fields) + list(add), b"2", b"/chat",
+        upgrade=protocol,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "request_, word",
+    [
+        pytest.param(connect(method=b"GET"), "CONNECT", id="rfc8441-4-not-connect"),
+        pytest.param(connect(protocol=b"chat"), ":protocol", id="rfc8441-4-other-protocol"),
+        pytest.param(
+            connect(fields=[(b"sec-websocket-version", b"8")]), "13", id="rfc6455-4.4-version"
+        ),
+        pytest.param(
+            connect([(b"sec-websocket-protocol", b"a b")]), "tokens", id="rfc6455-4.3-protocol"
+        ),
+    ],
+)
+def test_refused_extended_connects(request_, word):
+    with pytest.raises(WebSocketHandshakeError) as caught:
+        WebSocketHandshake.from_connect(request_)
+    assert caught.value.status == 400 and word in caught.value.reason
+
+
+def test_extended_connect_is_answered_without_key_or_upgrade_fields():
+    # RFC 8441 section 5: no Sec-WebSocket-Key/Accept, and HTTP/2 has no Upgrade
+    offer = connect(
+        [
+            (b"sec-websocket-protocol", b"chat, superchat"),
+            (b"sec-websocket-extensions", b"permessage-deflate"),
+        ],
+        fields=[],  # a missing version is taken as 13
+    )
+    handshake = WebSocketHandshake.from_connect(offer)
+    assert handshake.over_http2 and handshake.subprotocols == ["chat", "superchat"]
+    headers, ws = handshake.accept("chat", [(b"x-extra", b"1")])
+    names = [n.lower() for n, _ in headers]
+    assert names == [b"sec-websocket-protocol", b"sec-websocket-extensions", b"x-extra"]
+    assert ws.deflate is not None
+    with pytest.raises(WebSocketHandshakeError):
+        WebSocketHandshake.from_request(offer)  # the HTTP/1.1 handshake refuses it

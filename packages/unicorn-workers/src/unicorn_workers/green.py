@@ -302,6 +302,13 @@ class GreenServer:
                     continue
                 if req is None:
                     break
+                if req.upgrade == b"h2c" and self.http2 is not None:  # type: ignore[union-attr]
+                    upgraded = self.http2.upgrade_h2c(conn, req)  # type: ignore[arg-type]
+                    if upgraded is not None:
+                        self._h2_session(conn, upgraded[0]).serve(upgraded[1])
+                        return
+                    if conn.broken:
+                        break
                 if not control.alive:
                     conn.wire.keep_alive = False
                 conn.handle(req)  # type: ignore[arg-type]
@@ -332,7 +339,6 @@ class GreenServer:
         """Serve the connection as HTTP/2 if it is (ALPN h2, or a trusted peer's
         preface): this green thread becomes its connection thread, each stream a
         green thread of its own (unicorn_workers.http2). False: HTTP/1.1."""
-        from unicorn_workers.http2 import H2Session
 
         mode = self.http2.negotiate(conn)
         if mode == "probe":
@@ -345,15 +351,22 @@ class GreenServer:
                 return conn.broken
         elif mode != "h2":
             return False
-        H2Session(
+        self._h2_session(conn).serve()
+        return True
+
+    def _h2_session(self, conn: ClientConnection, upgraded: tuple | None = None) -> Any:
+        """This green thread becomes the connection thread of an ``H2Session``."""
+        from unicorn_workers.http2 import H2Session
+
+        return H2Session(
             conn,
             self.http2,
             self.control,
             self.backend.spawn,
             keepalive=self.keepalive,
             graceful_timeout=self.graceful_timeout,
-        ).serve()
-        return True
+            upgraded=upgraded,
+        )
 
     def _tls(self, client: socket.socket, peer: Any) -> socket.socket | None:
         """Wrap in TLS; without ``do_handshake_on_connect`` the handshake is done

@@ -537,6 +537,13 @@ class ThreadedServer:
                 return
             if req is None:
                 break
+            if req.upgrade == b"h2c" and self.http2 is not None:  # type: ignore[union-attr]
+                upgraded = self.http2.upgrade_h2c(conn, req)  # type: ignore[arg-type]
+                if upgraded is not None:
+                    self._to_http2(conn, fd, *upgraded)
+                    return
+                if conn.broken:
+                    break
             if not control.alive:
                 conn.wire.keep_alive = False
             conn.handle(req)  # type: ignore[arg-type]
@@ -545,9 +552,12 @@ class ThreadedServer:
                 break
         self._close(conn, fd)
 
-    def _to_http2(self, conn: ClientConnection, fd: int) -> None:
+    def _to_http2(
+        self, conn: ClientConnection, fd: int, upgraded: tuple | None = None, rest: bytes = b""
+    ) -> None:
         """The connection is HTTP/2: a connection thread of its own serves it, its
-        streams run on a pool of ``threads`` threads (unicorn_workers.http2)."""
+        streams run on a pool of ``threads`` threads (unicorn_workers.http2).
+        ``upgraded`` and ``rest``: after an h2c Upgrade (``upgrade_h2c``)."""
         from concurrent.futures import ThreadPoolExecutor
 
         from unicorn_workers.http2 import H2Session
@@ -572,11 +582,12 @@ class ThreadedServer:
             pool.submit,
             keepalive=self.keepalive,
             graceful_timeout=self.graceful_timeout,
+            upgraded=upgraded,
         )
 
         def run() -> None:
             try:
-                session.serve()
+                session.serve(rest)
             except Exception:
                 self.config.log.exception("Error serving an HTTP/2 connection")
             finally:

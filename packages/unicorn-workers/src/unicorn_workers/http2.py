@@ -7,7 +7,10 @@ A connection becomes HTTP/2 before its first request is read: TLS with ALPN
 is off, or the selected protocol would not be known yet), or, on cleartext
 with ``http2_cleartext`` prior-knowledge, a trusted peer whose first bytes
 are the connection preface (peeked, not read, so anything else is served as
-HTTP/1.1 by the worker's usual path).
+HTTP/1.1 by the worker's usual path); or, with ``http2_cleartext`` upgrade,
+a trusted peer's HTTP/1.1 request with ``Upgrade: h2c`` that the worker's
+HTTP/1.1 loop read: it is answered 101 and becomes stream 1
+(``HTTP2Support.upgrade_h2c``).
 
 Ownership. The sans-IO ``unicorn_http.h2.H2Connection`` is not thread-safe
 and its HPACK state needs header blocks to leave in the order they were
@@ -86,20 +89,18 @@ class HTTP2Support:
         cleartext = str(getattr(cfg, "http2_cleartext", "off")) if self.enabled else "off"
         self.prior_knowledge = cleartext in ("prior-knowledge", "both")
         self.only = cleartext == "prior-knowledge"
+        #: a trusted peer's HTTP/1.1 ``Upgrade: h2c`` is answered 101 (upgrade_h2c)
+        self.upgrade = cleartext in ("upgrade", "both")
         # no WebSocket over HTTP/2 on WSGI: extended CONNECT (RFC 8441) is not announced
-        self.options = {**http2_options(cfg), "enable_connect_protocol": False} if self.enabled else {}
+        self.options = (
+            {**http2_options(cfg), "enable_connect_protocol": False} if self.enabled else {}
+        )
         self.handshake = not getattr(cfg, "do_handshake_on_connect", True)
         self.log = log
-        if self.enabled and not cfg.is_ssl and not self.prior_knowledge:
+        if self.enabled and not cfg.is_ssl and not (self.prior_knowledge or self.upgrade):
             log.warning(
                 "http_protocols includes h2 but there is no TLS and http2_cleartext is "
-                "not prior-knowledge: HTTP/2 will never be negotiated on this worker"
-            )
-        if cleartext in ("upgrade", "both"):
-            log.warning(
-                "http2_cleartext %s: the h2c Upgrade is not offered by WSGI workers "
-                "(prior knowledge is)",
-                cleartext,
+                "off: HTTP/2 will never be negotiated on this worker"
             )
 
     @classmethod
@@ -119,6 +120,39 @@ class HTTP2Support:
         if self.prior_knowledge and conn.edge.trusted:
             return "probe"
         return None
+
+    def upgrade_h2c(self, conn: ClientConnection, req: Request) -> tuple | None:
+        """``http2_cleartext`` upgrade (RFC 7540 section 3.2), for a request the
+        HTTP/1.1 loop read: a trusted peer's bodiless request with one
+        ``HTTP2-Settings`` is answered 101 and becomes stream 1. Returns what
+        ``H2Session`` takes (``upgraded``: the connection and stream 1's events)
+        and the bytes already read past the request; None to serve it as
+        HTTP/1.1 (a server may ignore an upgrade), or when a bad
+        ``HTTP2-Settings`` was answered 400 (``conn.broken`` is then set)."""
+        from unicorn_http.errors import H2ProtocolError
+        from unicorn_http.h2 import H2Connection
+
+        if not self.upgrade or req.content_length or req.chunked or not conn.edge.trusted:
+            return None
+        settings = [v for n, v in req.headers if n == b"http2-settings"]
+        if len(settings) != 1:
+            return None
+        wire = conn.wire
+        wire.next_event()  # the EndOfMessage of the bodiless request
+        h2 = H2Connection(**self.options)
+        try:
+            events = h2.initiate_upgrade_connection(settings[0].strip(), req)
+        except H2ProtocolError as exc:
+            conn.refuse(RemoteProtocolError(exc.reason, 400))
+            conn.broken = True
+            return None
+        try:
+            conn._send(wire.send_response(101, [(b"Connection", b"Upgrade"), (b"Upgrade", b"h2c")]))
+        except _ClientGone:
+            conn.broken = True
+            return None
+        rest, _ = wire.trailing_data
+        return (h2, events), rest
 
     def probe(self, conn: ClientConnection) -> bool | None:
         """Peek at a trusted cleartext peer's first bytes: True for the HTTP/2
@@ -330,6 +364,7 @@ class H2Session:
         *,
         keepalive: float,
         graceful_timeout: float,
+        upgraded: tuple | None = None,
     ) -> None:
         from unicorn_http.h2 import H2Connection  # the [http2] extra
 
@@ -342,7 +377,11 @@ class H2Session:
         self.keepalive = keepalive
         self.graceful_timeout = graceful_timeout
         self.write_timeout = float(self.config.timeout or 30.0)
-        self.h2 = H2Connection(**support.options)
+        #: after an h2c Upgrade (HTTP2Support.upgrade_h2c): the connection made
+        #: for the 101, and the HTTP/1.1 request as stream 1's events
+        self.h2, self._upgraded = (
+            upgraded if upgraded is not None else (H2Connection(**support.options), None)
+        )
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.streams: dict[int, StreamWire] = {}
@@ -384,8 +423,11 @@ class H2Session:
         sock = self.sock
         is_ssl = self.conn.is_ssl
         control = self.control
-        with self.lock:
-            h2.initiate_connection()
+        with self.cond:
+            if self._upgraded is None:
+                h2.initiate_connection()
+            else:
+                self._dispatch(self._upgraded)
         stopping_at: float | None = None
         data = initial
         while True:
