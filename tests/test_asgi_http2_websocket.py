@@ -140,7 +140,9 @@ class Client:
         self.flush()
         return sid
 
-    def connect(self, path: str, extra: list | None = None, scheme: str = "http") -> int:
+    def connect(
+        self, path: str, extra: list | None = None, scheme: str = "http", version: str | None = "13"
+    ) -> int:
         sid = self.conn.get_next_available_stream_id()
         headers = [
             (":method", "CONNECT"),
@@ -148,7 +150,7 @@ class Client:
             (":scheme", scheme),
             (":path", path),
             (":authority", "t"),
-            ("sec-websocket-version", "13"),
+            *([("sec-websocket-version", version)] if version else []),
             *(extra or []),
         ]
         self.conn.send_headers(sid, headers)
@@ -286,6 +288,16 @@ def test_max_message_size_closes_with_1009(client):
     client.until(lambda: client.of(h2.events.StreamEnded, sid), "END_STREAM")
 
 
+def test_a_bad_handshake_is_400_and_the_application_never_runs(client, marks):
+    sid = client.connect("/echo?name=badversion", [("sec-websocket-version", "8")], version=None)
+    assert client.response(sid)[":status"] == "400"
+    assert b"Sec-WebSocket-Version" in client.body(sid)
+    sid = client.connect("/echo?name=good")  # the connection goes on
+    assert client.response(sid)[":status"] == "200"
+    mark(marks, "good", "scope")
+    assert not (marks / "badversion.scope.json").exists()
+
+
 def test_subprotocol_is_chosen_from_the_offer(client, marks):
     sid = client.connect("/echo?name=sub", [("sec-websocket-protocol", "x-other, chat")])
     head = client.response(sid)
@@ -346,7 +358,10 @@ def test_http_and_connect_streams_beside_a_websocket_on_one_connection(client):
 
 
 def test_no_websocket_neither_advertises_nor_accepts(tmp_path):
-    srv = Unicorn(tmp_path, APP, "-k", "asgi", *H2C, "--no-websocket")
+    srv = Unicorn(
+        tmp_path, APP, "-k", "asgi", "--http-protocols", "h2,h1", "--http2-cleartext", "both",
+        "--no-websocket",
+    )  # fmt: skip
     try:
         c = Client(srv.addr)
         try:
@@ -360,6 +375,19 @@ def test_no_websocket_neither_advertises_nor_accepts(tmp_path):
             assert c.body(sid) == b"GET /after 2"
         finally:
             c.close()
+        # HTTP/1.1: the upgrade request is an ordinary http request for the application
+        with socket.create_connection(srv.addr, timeout=10) as sock:
+            sock.sendall(
+                b"GET /echo HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
+                b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            reply = b""
+            while not reply.endswith(b"\r\n0\r\n\r\n"):  # the chunked body's end
+                chunk = sock.recv(65536)
+                assert chunk, reply
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 200") and b"GET /echo 1.1" in reply
     finally:
         srv.stop()
 
