@@ -559,8 +559,8 @@ class H2WebSocket(WebSocketSession):
     # -- the transport, as an HTTP/2 stream -------------------------------------------------
 
     def _write(self, data: bytes) -> None:
-        if not data:
-            return
+        if not data or self.ended:
+            return  # after our END_STREAM (a Pong to a late Ping) nothing more goes out
         stream = self.proto
         if self.pending or not stream.session.h2.writable(stream.stream_id):
             self.pending.append(data)
