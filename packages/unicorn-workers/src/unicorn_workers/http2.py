@@ -132,7 +132,13 @@ class HTTP2Support:
         from unicorn_http.errors import H2ProtocolError
         from unicorn_http.h2 import H2Connection
 
-        if not self.upgrade or req.content_length or req.chunked or not conn.edge.trusted:
+        if (
+            not self.upgrade
+            or conn.is_ssl  # h2c is cleartext; TLS negotiates h2 by ALPN (RFC 7540 3.2)
+            or req.content_length
+            or req.chunked
+            or not conn.edge.trusted
+        ):
             return None
         settings = [v for n, v in req.headers if n == b"http2-settings"]
         if len(settings) != 1:
