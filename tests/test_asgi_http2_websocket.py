@@ -456,3 +456,22 @@ def test_wss_over_tls_with_alpn(tmp_path, pki, marks):  # noqa: F811
             c.close()
     finally:
         srv.stop()
+
+
+def test_permessage_deflate_over_http2(client):
+    from wsproto.extensions import PerMessageDeflate
+
+    deflate = PerMessageDeflate()
+    offer = f"{deflate.name}; {deflate.offer()}"  # wsproto's offer() leaves the name out
+    sid = client.connect("/echo", [("sec-websocket-extensions", offer)])
+    head = client.response(sid)
+    assert head[":status"] == "200"
+    assert head["sec-websocket-extensions"].startswith("permessage-deflate")
+    deflate.finalize(head["sec-websocket-extensions"].partition(";")[2])
+    client.ws[sid] = FrameProtocol(client=True, extensions=[deflate])
+    text = "compress me " * 5000  # 60 kB of text
+    client.send_text(sid, text)
+    (echo,) = client.frames(sid, 1)
+    assert echo.payload == text
+    # the echo came back compressed (the client compressed its message too)
+    assert sum(len(e.data) for e in client.of(h2.events.DataReceived, sid)) < 5000
