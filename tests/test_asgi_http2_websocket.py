@@ -298,6 +298,16 @@ def test_a_bad_handshake_is_400_and_the_application_never_runs(client, marks):
     assert not (marks / "badversion.scope.json").exists()
 
 
+def test_unmasked_client_frames_fail_with_1002(client):
+    # RFC 6455 section 5.1 holds inside HTTP/2 too: a client masks its frames
+    sid = client.connect("/echo")
+    assert client.response(sid)[":status"] == "200"
+    client.send(sid, FrameProtocol(client=False, extensions=[]).send_data("unmasked"))
+    (closing,) = client.frames(sid, 1)
+    assert closing.opcode == Opcode.CLOSE and closing.payload[0] == 1002
+    client.until(lambda: client.of(h2.events.StreamEnded, sid), "END_STREAM")
+
+
 def test_subprotocol_is_chosen_from_the_offer(client, marks):
     sid = client.connect("/echo?name=sub", [("sec-websocket-protocol", "x-other, chat")])
     head = client.response(sid)
