@@ -20,6 +20,11 @@ once for both versions. Every frame is written as soon as it is made: HPACK
 state is shared by the streams of a connection, so header blocks must leave
 in the order they were encoded.
 
+An extended CONNECT (RFC 8441) whose ``:protocol`` has a handler in
+``ASGIConfig.connect_protocols`` is not a request cycle: the handler takes
+the stream (``websocket.connect_websocket`` runs the WebSocket session on it),
+and the stream's DATA, END_STREAM, window and reset go to its ``tunnel``.
+
 Flow control both ways: the client's window bounds what a stream writes (a
 stream whose send buffer is full makes its application wait in ``send()``
 until WINDOW_UPDATEs drain it), and our receive window is refilled only as
